@@ -1,0 +1,324 @@
+#include "config.h"
+
+#include "cli.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/atomic.h"
+
+#define OUT_FLUSH_AT (256u << 10)
+
+const struct llm_opt llm_cli_opts_base[] = {
+	{"help", 'h', LLM_OPT_FLAG, NULL, "print this help and exit", .no_env = true},
+	{"version", 0, LLM_OPT_FLAG, NULL, "print the version and exit", .no_env = true},
+	{"quiet", 'q', LLM_OPT_FLAG, NULL, "no progress line and no per-record warnings"},
+	{"completion-helper", 0, LLM_OPT_FLAG, NULL,
+	 "print the verb's options one per line and exit (for shell completion)", .no_env = true},
+	{0},
+};
+
+const struct llm_opt llm_cli_opts_on_error[] = {
+	{"on-error", 0, LLM_OPT_CHOICE, "MODE", "what to do with a bad record", "fail",
+	 "fail|skip|keep"},
+	{0},
+};
+
+const struct llm_opt llm_cli_opts_input[] = {
+	{"max-record-bytes", 0, LLM_OPT_SIZE, "SIZE", "the longest record accepted", "64M",
+	 .min = 2, .max = 4.0 * 1024 * 1024 * 1024 - 1},
+	{0},
+};
+
+static void verror(const struct llm_cli *c, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	fprintf(stderr, "%s: %s\n", c->tool->name, msg);
+}
+
+void llm_cli_error(const struct llm_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	verror(c, fmt, ap);
+	va_end(ap);
+}
+
+int llm_cli_fail(const struct llm_cli *c, const struct llm_diag *d)
+{
+	char msg[LLM_DIAG_FILE_MAX + LLM_DIAG_MSG_MAX + 32];
+	llm_diag_format(d, msg, sizeof msg);
+	llm_cli_error(c, "%s", msg);
+	return llm_err_exit_status(d->code);
+}
+
+int llm_cli_usage(const struct llm_cli *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	verror(c, fmt, ap);
+	va_end(ap);
+	if (c->verb)
+		fprintf(stderr, "Try '%s %s --help'.\n", c->tool->name, c->verb->name);
+	else
+		fprintf(stderr, "Try '%s --help'.\n", c->tool->name);
+	return LLM_EXIT_USAGE;
+}
+
+/* stdout is gone (a closed pipe): die the way a filter does under `| head`. */
+static void die_of_sigpipe(void)
+{
+	signal(SIGPIPE, SIG_DFL);
+	raise(SIGPIPE);
+	_exit(141);
+}
+
+bool llm_cli_flush(struct llm_cli *c)
+{
+	if (c->out.len) {
+		size_t want = c->out.len;
+		size_t n = fwrite(c->out.data, 1, want, stdout);
+		llm_buf_clear(&c->out);
+		if (n != want)
+			goto fail;
+	}
+	if (fflush(stdout) != 0 || ferror(stdout))
+		goto fail;
+	return true;
+fail:
+	if (errno == EPIPE)
+		die_of_sigpipe();
+	llm_cli_error(c, "write error on standard output: %s", strerror(errno));
+	return false;
+}
+
+bool llm_cli_write(struct llm_cli *c, const void *p, size_t n)
+{
+	if (llm_buf_append(&c->out, p, n) != LLM_OK) {
+		llm_cli_error(c, "out of memory");
+		return false;
+	}
+	return c->out.len < OUT_FLUSH_AT || llm_cli_flush(c);
+}
+
+enum llm_err llm_cli_write_json(struct llm_cli *c, const char *path, json_t *v,
+				struct llm_diag *d)
+{
+	char *s = json_dumps(v, LLM_JSON_FLAGS);
+	if (!s)
+		return llm_diag_set(d, LLM_ERR_NOMEM, path, 0, "out of memory");
+	size_t n = strlen(s);
+	s[n] = '\n';
+	enum llm_err e = LLM_OK;
+	if (!strcmp(path, "-")) {
+		if (!llm_cli_write(c, s, n + 1))
+			e = llm_diag_set(d, LLM_ERR_IO, NULL, 0, "write error on standard output");
+	} else {
+		e = llm_atomic_write_file(path, s, n + 1, d);
+	}
+	free(s);
+	return e;
+}
+
+int llm_cli_in_open(struct llm_cli *c, struct llm_cli_in *in, bool keep_writes)
+{
+	struct llm_diag d;
+	memset(in, 0, sizeof *in);
+	llm_on_error_parse(llm_args_str(&c->args, "on-error"), &in->on_error);
+	in->keep_writes = keep_writes;
+	if (llm_jsonl_open(&in->reader, c->args.operands, c->args.noperands,
+			   llm_args_size(&c->args, "max-record-bytes"), &d))
+		return llm_cli_fail(c, &d);
+	llm_progress_init(&in->progress, c->verb->name, c->quiet);
+	return 0;
+}
+
+bool llm_cli_in_reject(struct llm_cli *c, struct llm_cli_in *in, const struct llm_record *rec,
+		       const struct llm_diag *why)
+{
+	char msg[LLM_DIAG_FILE_MAX + LLM_DIAG_MSG_MAX + 32];
+	llm_diag_format(why, msg, sizeof msg);
+	in->bad++;
+	in->bad_by_code[why->code]++;
+	if (in->on_error == LLM_ON_ERROR_FAIL) {
+		llm_progress_finish(&in->progress);
+		llm_cli_error(c, "%s", msg);
+		in->status = LLM_EXIT_NEGATIVE;
+		return false;
+	}
+	if (!c->quiet || in->always_report) {
+		llm_progress_finish(&in->progress);
+		llm_cli_error(c, "%s", msg);
+	}
+	if (in->on_error == LLM_ON_ERROR_SKIP) {
+		in->dropped++;
+		return true;
+	}
+	in->kept++;
+	if (!in->keep_writes)
+		return true;
+	struct llm_buf b;
+	llm_buf_init(&b, 0);
+	enum llm_err e = llm_record_render_error(rec, why, &b);
+	bool ok = !e && llm_cli_write(c, b.data, b.len);
+	llm_buf_free(&b);
+	if (!ok)
+		in->status = LLM_EXIT_IO;
+	return ok;
+}
+
+int llm_cli_in_next(struct llm_cli *c, struct llm_cli_in *in, struct llm_record **out)
+{
+	struct llm_diag d;
+	for (;;) {
+		if (llm_jsonl_next(in->reader, &in->rec, &d)) {
+			llm_progress_finish(&in->progress);
+			in->status = llm_cli_fail(c, &d);
+			return -1;
+		}
+		if (!in->rec.text) {
+			llm_progress_finish(&in->progress);
+			return 0;
+		}
+		if (in->progress.on) {
+			uint64_t done, total;
+			llm_jsonl_progress(in->reader, &done, &total);
+			llm_progress_update(&in->progress, in->records + in->bad, done, total);
+		}
+		if (in->rec.status == LLM_OK) {
+			in->records++;
+			*out = &in->rec;
+			return 1;
+		}
+		if (!llm_cli_in_reject(c, in, &in->rec, &in->rec.diag))
+			return -1;
+	}
+}
+
+void llm_cli_in_close(struct llm_cli_in *in)
+{
+	llm_progress_finish(&in->progress);
+	llm_jsonl_close(in->reader);
+	llm_record_free(&in->rec);
+	in->reader = NULL;
+}
+
+static void print_tool_help(const struct llm_tool *t)
+{
+	printf("usage: %s VERB [OPTIONS] [FILE...]\n%s\n\nVerbs:\n", t->name, t->summary);
+	for (const struct llm_verb *v = t->verbs; v->name; v++)
+		printf("  %-12s %s\n", v->name, v->summary);
+	printf("\nRun '%s VERB --help' for a verb's options, or see %s(1).\n"
+	       "  -h, --help      print this help and exit\n"
+	       "      --version   print the version and exit\n",
+	       t->name, t->name);
+}
+
+static int print_verb_help(const struct llm_cli *c)
+{
+	const struct llm_verb *v = c->verb;
+	struct llm_buf b;
+	llm_buf_init(&b, 0);
+	llm_buf_printf(&b, "usage: %s %s %s\n%s\n\n%s\n\nOptions:\n", c->tool->name, v->name,
+		       v->usage, v->summary, v->about);
+	for (size_t i = 0; v->opts[i]; i++)
+		llm_opt_help(v->opts[i], &b);
+	char env[64], example[64];
+	llm_opt_env_name(c->tool->env, "OPTION", env, sizeof env);
+	llm_opt_env_name(c->tool->env, "quiet", example, sizeof example);
+	llm_buf_printf(&b,
+		       "\nEvery option can also be set in the environment as %s\n"
+		       "(%s=1); the command line wins.  See %s(1).\n",
+		       env, example, c->tool->name);
+	fwrite(b.data, 1, b.len, stdout);
+	llm_buf_free(&b);
+	return 0;
+}
+
+static const struct llm_verb *find_verb(const struct llm_tool *t, const char *name)
+{
+	for (const struct llm_verb *v = t->verbs; v->name; v++)
+		if (!strcmp(v->name, name))
+			return v;
+	return NULL;
+}
+
+static int finish(struct llm_cli *c, int status)
+{
+	if (!llm_cli_flush(c) && status == 0)
+		status = LLM_EXIT_IO;
+	if (fclose(stdout) != 0 && status == 0) {
+		if (errno == EPIPE)
+			die_of_sigpipe();
+		llm_cli_error(c, "write error on standard output: %s", strerror(errno));
+		status = LLM_EXIT_IO;
+	}
+	llm_args_free(&c->args);
+	llm_buf_free(&c->out);
+	return status;
+}
+
+int llm_cli_main(const struct llm_tool *t, int argc, char **argv)
+{
+	struct llm_cli c = {.tool = t};
+	setlocale(LC_ALL, "");
+	setlocale(LC_NUMERIC, "C");
+	signal(SIGPIPE, SIG_DFL);
+	llm_atomic_install_signals();
+	llm_buf_init(&c.out, 0);
+	static char outbuf[1 << 16];
+	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+
+	if (argc < 2)
+		return finish(&c, llm_cli_usage(&c, "a verb is needed"));
+	const char *verb = argv[1];
+	if (!strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
+		if (argc > 2 && !strcmp(verb, "help") && (c.verb = find_verb(t, argv[2]))) {
+			struct llm_diag d;
+			llm_opt_parse(c.verb->opts, t->env, 0, argv, &c.args, &d);
+			return finish(&c, print_verb_help(&c));
+		}
+		print_tool_help(t);
+		return finish(&c, 0);
+	}
+	if (!strcmp(verb, "--version")) {
+		printf("%s (llmops) %s\n", t->name, PACKAGE_VERSION);
+		return finish(&c, 0);
+	}
+	if (!strcmp(verb, "--completion-helper")) {
+		for (const struct llm_verb *v = t->verbs; v->name; v++)
+			printf("%s\n", v->name);
+		return finish(&c, 0);
+	}
+	if (!(c.verb = find_verb(t, verb))) {
+		if (verb[0] == '-')
+			return finish(&c, llm_cli_usage(&c, "a verb must come first, not '%s'", verb));
+		return finish(&c, llm_cli_usage(&c, "unknown verb '%s'", verb));
+	}
+	struct llm_diag d;
+	if (llm_opt_parse(c.verb->opts, t->env, argc - 2, argv + 2, &c.args, &d)) {
+		if (d.code == LLM_ERR_NOMEM)
+			return finish(&c, llm_cli_fail(&c, &d));
+		return finish(&c, llm_cli_usage(&c, "%s", d.msg));
+	}
+	if (llm_args_flag(&c.args, "help"))
+		return finish(&c, print_verb_help(&c));
+	if (llm_args_flag(&c.args, "version")) {
+		printf("%s (llmops) %s\n", t->name, PACKAGE_VERSION);
+		return finish(&c, 0);
+	}
+	if (llm_args_flag(&c.args, "completion-helper")) {
+		for (size_t i = 0; i < c.args.nopts; i++)
+			printf("--%s\n", c.args.opts[i]->name);
+		return finish(&c, 0);
+	}
+	c.quiet = llm_args_flag(&c.args, "quiet");
+	return finish(&c, c.verb->run(&c));
+}
