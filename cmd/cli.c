@@ -108,6 +108,16 @@ bool llm_cli_write(struct llm_cli *c, const void *p, size_t n)
 	return c->out.len < OUT_FLUSH_AT || llm_cli_flush(c);
 }
 
+bool llm_cli_emit(struct llm_cli *c, const struct llm_record *rec, const struct llm_edit *edits,
+		  size_t nedits)
+{
+	if (llm_record_render(rec, edits, nedits, &c->out) != LLM_OK) {
+		llm_cli_error(c, "out of memory");
+		return false;
+	}
+	return c->out.len < OUT_FLUSH_AT || llm_cli_flush(c);
+}
+
 enum llm_err llm_cli_write_json(struct llm_cli *c, const char *path, json_t *v,
 				struct llm_diag *d)
 {
@@ -213,8 +223,8 @@ void llm_cli_in_close(struct llm_cli_in *in)
 static void print_tool_help(const struct llm_tool *t)
 {
 	printf("usage: %s VERB [OPTIONS] [FILE...]\n%s\n\nVerbs:\n", t->name, t->summary);
-	for (const struct llm_verb *v = t->verbs; v->name; v++)
-		printf("  %-12s %s\n", v->name, v->summary);
+	for (const struct llm_verb *const *v = t->verbs; *v; v++)
+		printf("  %-12s %s\n", (*v)->name, (*v)->summary);
 	printf("\nRun '%s VERB --help' for a verb's options, or see %s(1).\n"
 	       "  -h, --help      print this help and exit\n"
 	       "      --version   print the version and exit\n",
@@ -244,9 +254,9 @@ static int print_verb_help(const struct llm_cli *c)
 
 static const struct llm_verb *find_verb(const struct llm_tool *t, const char *name)
 {
-	for (const struct llm_verb *v = t->verbs; v->name; v++)
-		if (!strcmp(v->name, name))
-			return v;
+	for (const struct llm_verb *const *v = t->verbs; *v; v++)
+		if (!strcmp((*v)->name, name))
+			return *v;
 	return NULL;
 }
 
@@ -293,8 +303,8 @@ int llm_cli_main(const struct llm_tool *t, int argc, char **argv)
 		return finish(&c, 0);
 	}
 	if (!strcmp(verb, "--completion-helper")) {
-		for (const struct llm_verb *v = t->verbs; v->name; v++)
-			printf("%s\n", v->name);
+		for (const struct llm_verb *const *v = t->verbs; *v; v++)
+			printf("%s\n", (*v)->name);
 		return finish(&c, 0);
 	}
 	if (!(c.verb = find_verb(t, verb))) {

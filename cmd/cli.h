@@ -39,7 +39,7 @@ struct llm_tool {
 	const char *name; /* "llm-prep" */
 	const char *env;  /* "prep": LLMOPS_PREP_<OPTION> */
 	const char *summary;
-	const struct llm_verb *verbs; /* ends with a zeroed entry */
+	const struct llm_verb *const *verbs; /* ends with NULL */
 };
 
 struct llm_cli {
@@ -70,6 +70,10 @@ int llm_cli_usage(const struct llm_cli *c, const char *fmt, ...)
 bool llm_cli_write(struct llm_cli *c, const void *p, size_t n);
 /* Flush pending output; false on failure.  Called at exit by llm_cli_main. */
 bool llm_cli_flush(struct llm_cli *c);
+
+/* Queue a record for stdout with edits applied (see llm_record_render). */
+bool llm_cli_emit(struct llm_cli *c, const struct llm_record *rec, const struct llm_edit *edits,
+		  size_t nedits);
 
 /* Write a JSON value to path atomically (or to stdout when path is "-"), indented, with the
  * project's number precision. */

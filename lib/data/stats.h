@@ -32,7 +32,7 @@ struct llm_stats_config {
 	char *const *fields;      /* measure lengths of these fields only; NULL: every string field */
 	size_t nfields;
 	size_t max_fields;        /* distinct top-level fields tracked; 0: 256 (more are counted as "other") */
-	uint64_t max_exact_distinct; /* 0: 4,000,000 */
+	uint64_t max_exact_distinct; /* 0: 2,000,000 */
 };
 
 struct llm_stats;

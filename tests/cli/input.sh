@@ -27,6 +27,13 @@ t 'a corrupt gzip file fails with 3 naming the file' '
 t 'records pass through byte for byte: spacing, escapes and number forms kept' '
 	llm-prep head -n 100 "$data/good.jsonl" > out; cmp out "$data/good.jsonl"
 '
+t 'records crossing read-buffer boundaries come through whole, from files and pipes' '
+	awk "BEGIN { for (i = 0; i < 40000; i++) { s = sprintf(\"%0*d\", i % 397, 0); printf \"{\\\"i\\\":%d,\\\"s\\\":\\\"%s\\\"}\\n\", i, s } }" > many.jsonl
+	[ "$(wc -c < many.jsonl)" -gt 5000000 ]
+	llm-prep head -n 1000000 many.jsonl | cmp - many.jsonl
+	cat many.jsonl | llm-prep head -n 1000000 | cmp - many.jsonl
+	gzip -c many.jsonl | llm-prep head -n 1000000 | cmp - many.jsonl
+'
 t 'a missing file fails with 3 before any output' '
 	run llm-prep head "$data/good.jsonl" nope.jsonl; expect_status 3
 	expect_err "llm-prep: nope.jsonl: cannot open: No such file or directory"; expect_no_out

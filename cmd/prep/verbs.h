@@ -1,0 +1,13 @@
+/* The verbs of llm-prep, one per file in cmd/prep/. */
+#ifndef LLM_CMD_PREP_VERBS_H
+#define LLM_CMD_PREP_VERBS_H
+
+#include "cli.h"
+
+extern const struct llm_verb llm_prep_verb_validate;
+extern const struct llm_verb llm_prep_verb_stats;
+extern const struct llm_verb llm_prep_verb_head;
+extern const struct llm_verb llm_prep_verb_sample;
+extern const struct llm_verb llm_prep_verb_shard;
+
+#endif
