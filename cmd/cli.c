@@ -31,6 +31,8 @@ const struct llm_opt llm_cli_opts_on_error[] = {
 };
 
 const struct llm_opt llm_cli_opts_input[] = {
+	{"shard", 0, LLM_OPT_STRING, "K/N",
+	 "read only the K-th of N slices of the input: records K, K+N, K+2N, ... (K from 1)"},
 	{"max-record-bytes", 0, LLM_OPT_SIZE, "SIZE", "the longest record accepted", "64M",
 	 .min = 2, .max = 4.0 * 1024 * 1024 * 1024 - 1},
 	{0},
@@ -137,15 +139,50 @@ enum llm_err llm_cli_write_json(struct llm_cli *c, const char *path, json_t *v,
 	return e;
 }
 
+static bool parse_slice(const char *s, uint64_t *k, uint64_t *n)
+{
+	char *end;
+	errno = 0;
+	unsigned long long a = strtoull(s, &end, 10);
+	if (errno || end == s || *end != '/')
+		return false;
+	const char *t = end + 1;
+	unsigned long long b = strtoull(t, &end, 10);
+	if (errno || end == t || *end || a < 1 || a > b)
+		return false;
+	*k = a;
+	*n = b;
+	return true;
+}
+
+json_t *llm_cli_in_report(const struct llm_cli_in *in)
+{
+	json_t *why = json_object();
+	for (int code = 0; code < LLM_ERR__COUNT; code++)
+		if (in->bad_by_code[code])
+			json_object_set_new(why, llm_err_name((enum llm_err)code),
+					    json_integer((json_int_t)in->bad_by_code[code]));
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}", "read", (json_int_t)(in->records + in->bad),
+			 "good", (json_int_t)in->records, "bad", (json_int_t)in->bad,
+			 "bad_dropped", (json_int_t)in->dropped, "bad_kept", (json_int_t)in->kept,
+			 "bad_by_reason", why);
+}
+
 int llm_cli_in_open(struct llm_cli *c, struct llm_cli_in *in, bool keep_writes)
 {
 	struct llm_diag d;
 	memset(in, 0, sizeof *in);
 	llm_on_error_parse(llm_args_str(&c->args, "on-error"), &in->on_error);
 	in->keep_writes = keep_writes;
+	uint64_t k = 0, n = 0;
+	const char *slice = llm_args_str(&c->args, "shard");
+	if (slice && !parse_slice(slice, &k, &n))
+		return llm_cli_usage(c, "--shard: expected K/N with 1 <= K <= N, not '%s'", slice);
 	if (llm_jsonl_open(&in->reader, c->args.operands, c->args.noperands,
 			   llm_args_size(&c->args, "max-record-bytes"), &d))
 		return llm_cli_fail(c, &d);
+	if (n > 1)
+		llm_jsonl_set_slice(in->reader, k - 1, n);
 	llm_progress_init(&in->progress, c->verb->name, c->quiet);
 	return 0;
 }

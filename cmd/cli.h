@@ -106,5 +106,8 @@ int llm_cli_in_next(struct llm_cli *c, struct llm_cli_in *in, struct llm_record 
 bool llm_cli_in_reject(struct llm_cli *c, struct llm_cli_in *in, const struct llm_record *rec,
 		       const struct llm_diag *why);
 void llm_cli_in_close(struct llm_cli_in *in);
+/* The input side of a --report: {"read","good","bad","bad_dropped","bad_kept","bad_by_reason"}.
+ * A verb adds what it wrote and dropped, so that read = written + dropped can be checked. */
+json_t *llm_cli_in_report(const struct llm_cli_in *in);
 
 #endif

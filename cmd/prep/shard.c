@@ -128,7 +128,7 @@ static int run_shard(struct llm_cli *c)
 	size_t cur = 0;
 	uint64_t rr = 0;
 	while ((r = llm_cli_in_next(c, &in, &rec)) > 0) {
-		size_t i;
+		size_t i = 0;
 		if (hashed) {
 			struct llm_diag why;
 			if (hash_shard(rec, key, shards, &i, &why)) {

@@ -38,7 +38,14 @@ struct llm_jsonl_reader {
 	size_t max;
 	uint64_t total;
 	uint64_t done_before; /* bytes of the inputs already finished */
+	uint64_t slice_k, slice_n, ordinal;
 };
+
+void llm_jsonl_set_slice(struct llm_jsonl_reader *r, uint64_t k, uint64_t n)
+{
+	r->slice_k = k;
+	r->slice_n = n;
+}
 
 static const char *display_name(const char *path)
 {
@@ -224,20 +231,25 @@ enum llm_err llm_jsonl_next(struct llm_jsonl_reader *r, struct llm_record *rec,
 		}
 		rec->file = r->name;
 		rec->line = r->line;
-		if (rec->status == LLM_ERR_TOO_BIG) {
+		bool too_big = rec->status == LLM_ERR_TOO_BIG;
+		if (!too_big) {
+			if (r->line == 1 && rec->len >= 3 && !memcmp(rec->text, "\xEF\xBB\xBF", 3)) {
+				rec->text += 3;
+				rec->len -= 3;
+			}
+			if (rec->len && rec->text[rec->len - 1] == '\r')
+				rec->len--;
+			if (blank(rec->text, rec->len))
+				continue;
+		}
+		if (r->slice_n > 1 && r->ordinal++ % r->slice_n != r->slice_k)
+			continue;
+		if (too_big) {
 			llm_diag_set(&rec->diag, LLM_ERR_TOO_BIG, r->name, r->line,
 				     "record of %zu bytes is over --max-record-bytes (%zu)", rec->len,
 				     r->max);
 			return LLM_OK;
 		}
-		if (r->line == 1 && rec->len >= 3 && !memcmp(rec->text, "\xEF\xBB\xBF", 3)) {
-			rec->text += 3;
-			rec->len -= 3;
-		}
-		if (rec->len && rec->text[rec->len - 1] == '\r')
-			rec->len--;
-		if (blank(rec->text, rec->len))
-			continue;
 		break;
 	}
 	struct llm_json_fault f;

@@ -49,6 +49,9 @@ struct llm_jsonl_reader;
  * (exists, readable, not a directory), so a mistyped operand fails before any output. */
 enum llm_err llm_jsonl_open(struct llm_jsonl_reader **out, char *const *paths, size_t npaths,
 			    size_t max_record_bytes, struct llm_diag *diag);
+/* Read only slice k (0-based) of n: the records (non-blank lines) whose ordinal modulo n is k.
+ * The others are skipped before they are scanned, and line numbers stay those of the file. */
+void llm_jsonl_set_slice(struct llm_jsonl_reader *r, uint64_t k, uint64_t n);
 /* The next record.  At the end of input rec->text is NULL.  A bad record is returned with its
  * status set; only I/O failures (unreadable file, corrupt gzip) are returned as errors. */
 enum llm_err llm_jsonl_next(struct llm_jsonl_reader *r, struct llm_record *rec,

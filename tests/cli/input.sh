@@ -119,4 +119,20 @@ t 'counts add up: records in = out + dropped' '
 	llm-prep head -n 100 --on-error=skip -q mix.jsonl > out
 	[ "$(lines out)" = $(( $(lines mix.jsonl) - 2 )) ]
 '
+t '--shard K/N slices the input; the N slices together are the whole, in order' '
+	seq 1 100 | sed "s/.*/{\"n\":&}/" > n.jsonl
+	for k in 1 2 3; do llm-prep head -n 1000 --shard $k/3 n.jsonl > s$k; done
+	[ "$(lines s1)" = 34 ] && [ "$(lines s2)" = 33 ] && [ "$(lines s3)" = 33 ]
+	head -n 1 s2 | grep -qx "{\"n\":2}"
+	cat s1 s2 s3 | jq .n | sort -n > all; seq 1 100 | cmp - all
+'
+t '--shard keeps the line numbers of the file in messages' '
+	printf "{\"a\":1}\n{\"a\":2}\n{bad\n{\"a\":4}\n" > b.jsonl
+	run llm-prep head --shard 1/2 b.jsonl; expect_status 1; expect_err "b.jsonl:3:"
+	run llm-prep head --shard 2/2 b.jsonl; expect_status 0
+'
+t 'a malformed --shard is a usage error' '
+	run llm-prep head --shard 3/2 "$data/good.jsonl"; expect_status 2; expect_err "--shard: expected K/N"
+	run llm-prep head --shard 0/2 "$data/good.jsonl"; expect_status 2
+'
 done_testing

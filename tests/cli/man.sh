@@ -32,7 +32,8 @@ t 'every page of a program lists the exit statuses' '
 t 'every man page is installed' '
 	for p in "$man"/*.scd; do
 		page=$(basename "${p%.scd}")
-		grep -q "man/$page" "$top_srcdir/Makefile.am" || { echo "$page not in Makefile.am"; false; }
+		grep -q "man/$page" "$top_srcdir/Makefile.am" "$top_srcdir"/mk/*.am ||
+			{ echo "$page not in Makefile.am"; false; }
 	done
 '
 t 'the generated pages are up to date with their sources' '

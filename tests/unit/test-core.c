@@ -21,6 +21,7 @@
 #include "core/jsonl.h"
 #include "core/opt.h"
 #include "core/rand.h"
+#include "text/tokfile.h"
 
 static enum llm_err scan(const char *s, struct llm_json_members *ms, struct llm_json_fault *f)
 {
@@ -409,6 +410,41 @@ static void err_codes_map_to_exit_statuses(void **state)
 	assert_int_equal(LLM_ERR_CHECK, 13);
 }
 
+static void token_files_round_trip_with_document_boundaries(void **state)
+{
+	char dir[] = "/tmp/llmops-tok.XXXXXX", path[256], idx[260];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/t.bin", dir);
+	snprintf(idx, sizeof idx, "%s.idx", path);
+	struct llm_diag d;
+	for (uint32_t vocab = 50257; vocab <= 200000; vocab += 149743) {
+		struct llm_tokfile_writer *w;
+		assert_int_equal(llm_tokfile_create(&w, path, vocab, &d), LLM_OK);
+		uint32_t a[] = {1, 2, 50256}, b[] = {7};
+		assert_int_equal(llm_tokfile_append(w, a, 3, &d), LLM_OK);
+		assert_int_equal(llm_tokfile_append(w, b, 1, &d), LLM_OK);
+		if (vocab == 50257) /* the first round: nothing before commit */
+			assert_int_equal(access(path, F_OK), -1);
+		assert_int_equal(llm_tokfile_commit(w, &d), LLM_OK);
+		struct llm_tokfile tf;
+		assert_int_equal(llm_tokfile_open(&tf, path, &d), LLM_OK);
+		assert_int_equal(tf.width, vocab == 50257 ? 2 : 4);
+		assert_int_equal(tf.ntokens, 4);
+		assert_int_equal(tf.ndocs, 2);
+		assert_int_equal(tf.offsets[1], 3);
+		assert_int_equal(llm_tokfile_get(&tf, 2), 50256);
+		assert_int_equal(llm_tokfile_get(&tf, 3), 7);
+		llm_tokfile_close(&tf);
+	}
+	/* A truncated file is refused, not read past its end. */
+	assert_int_equal(truncate(path, 1024 + 5), 0);
+	struct llm_tokfile tf;
+	assert_int_equal(llm_tokfile_open(&tf, path, &d), LLM_ERR_JSON);
+	unlink(path);
+	unlink(idx);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +469,7 @@ int main(void)
 		cmocka_unit_test(atomic_files_appear_whole_or_not_at_all),
 		cmocka_unit_test(rand_is_deterministic_and_in_range),
 		cmocka_unit_test(err_codes_map_to_exit_statuses),
+		cmocka_unit_test(token_files_round_trip_with_document_boundaries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
