@@ -140,6 +140,16 @@ static long refill(struct llm_jsonl_reader *r, struct llm_diag *d)
 				     msg);
 		return -1;
 	}
+	if (n == 0) {
+		/* zlib reports a stream cut short only through gzerror, not as a read error. */
+		int zerr;
+		const char *msg = gzerror(r->gz, &zerr);
+		if (zerr == Z_BUF_ERROR) {
+			llm_diag_set(d, LLM_ERR_GZIP, r->name, r->line + 1,
+				     "truncated gzip data: %s", msg);
+			return -1;
+		}
+	}
 	r->clen = (size_t)n;
 	r->cpos = 0;
 	return n;

@@ -57,7 +57,8 @@ void llm_args_free(struct llm_args *args);
 bool llm_args_flag(const struct llm_args *a, const char *name);
 /* The last value, or the default; NULL when neither. */
 const char *llm_args_str(const struct llm_args *a, const char *name);
-/* All values given (the default alone when none was). */
+/* All values given, in order; *n is 0 when the option was not given (the default, if any, is
+ * llm_args_str's). */
 char *const *llm_args_strs(const struct llm_args *a, const char *name, size_t *n);
 int64_t llm_args_int(const struct llm_args *a, const char *name);
 uint64_t llm_args_size(const struct llm_args *a, const char *name);

@@ -21,8 +21,12 @@ t 'concatenated gzip members are all read' '
 '
 t 'a corrupt gzip file fails with 3 naming the file' '
 	gzip -c "$data/good.jsonl" > g.gz; head -c 40 g.gz > cut.gz
-	run llm-prep head cut.gz; expect_status 3; expect_err "cut.gz"
-	no_sanitizer_report
+	run llm-prep head cut.gz; expect_status 3; expect_err "llm-prep: cut.gz:"
+	expect_err "truncated gzip data"; no_sanitizer_report
+'
+t 'garbage after gzip magic is corrupt gzip, exit 3' '
+	printf "\037\213\010\000garbage-garbage-garbage" > bad.gz
+	run llm-prep head bad.gz; expect_status 3; expect_err "bad.gz:"; no_sanitizer_report
 '
 t 'records pass through byte for byte: spacing, escapes and number forms kept' '
 	llm-prep head -n 100 "$data/good.jsonl" > out; cmp out "$data/good.jsonl"
@@ -48,7 +52,7 @@ t 'an empty file gives no records and exit 0' '
 '
 t 'invalid JSON fails with 1 naming file and line' '
 	run llm-prep head -n 9 "$data/bad-json.jsonl"; expect_status 1
-	expect_err "llm-prep: $data/bad-json.jsonl:2: expected '\'','\'' or '\''}'\'' at byte"
+	expect_err "llm-prep: $data/bad-json.jsonl:2: unexpected end of input at byte 27"
 	[ "$(lines out)" = 1 ]
 '
 t 'invalid UTF-8 fails with 1 naming file, line and byte' '

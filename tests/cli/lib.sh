@@ -11,7 +11,10 @@ t() {
 	test_count=$((test_count + 1))
 	dir=$scratch/$test_count
 	mkdir -p "$dir"
-	if (cd "$dir" && set -e && eval "$2") >"$scratch/log" 2>&1; then
+	# Not in an `if` condition: the shell ignores set -e there, and every command of the
+	# body must count, not only the last.
+	(cd "$dir" || exit 1; set -e; eval "$2") >"$scratch/log" 2>&1
+	if [ $? = 0 ]; then
 		echo "ok $test_count - $1"
 	else
 		echo "not ok $test_count - $1"

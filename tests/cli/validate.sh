@@ -9,7 +9,7 @@ t 'good records validate with exit 0 and counts on stderr' '
 t 'every bad record is reported, not just the first, and the exit is 1' '
 	cat "$data/bad-json.jsonl" "$data/bad-utf8.jsonl" > mix.jsonl
 	run llm-prep validate mix.jsonl; expect_status 1
-	expect_err "mix.jsonl:2: expected"; expect_err "mix.jsonl:5: invalid UTF-8"
+	expect_err "mix.jsonl:2: unexpected end of input"; expect_err "mix.jsonl:5: invalid UTF-8"
 	expect_err "6 records, 4 valid, 2 invalid"
 '
 t '--require reports a missing field' '
