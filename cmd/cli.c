@@ -192,6 +192,9 @@ bool llm_cli_in_reject(struct llm_cli *c, struct llm_cli_in *in, const struct ll
 {
 	char msg[LLM_DIAG_FILE_MAX + LLM_DIAG_MSG_MAX + 32];
 	llm_diag_format(why, msg, sizeof msg);
+	/* A record that scanned but that the verb finds bad moves from the good count to the bad. */
+	if (rec->status == LLM_OK && in->records)
+		in->records--;
 	in->bad++;
 	in->bad_by_code[why->code]++;
 	if (in->on_error == LLM_ON_ERROR_FAIL) {

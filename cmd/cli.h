@@ -102,7 +102,8 @@ struct llm_cli_in {
 int llm_cli_in_open(struct llm_cli *c, struct llm_cli_in *in, bool keep_writes);
 /* 1: *rec is a good record; 0: end of input; -1: stop, in->status says why. */
 int llm_cli_in_next(struct llm_cli *c, struct llm_cli_in *in, struct llm_record **rec);
-/* Apply --on-error to a record the verb itself finds bad.  Returns false when the run stops. */
+/* Apply --on-error to a record the verb itself finds bad (it then counts as bad, not good).
+ * Returns false when the run stops. */
 bool llm_cli_in_reject(struct llm_cli *c, struct llm_cli_in *in, const struct llm_record *rec,
 		       const struct llm_diag *why);
 void llm_cli_in_close(struct llm_cli_in *in);

@@ -132,7 +132,6 @@ static int run_shard(struct llm_cli *c)
 		if (hashed) {
 			struct llm_diag why;
 			if (hash_shard(rec, key, shards, &i, &why)) {
-				in.records--;
 				if (!llm_cli_in_reject(c, &in, rec, &why)) {
 					r = -1;
 					break;

@@ -134,10 +134,10 @@ static bool check_record(const struct llm_record *rec, const struct requirement 
 			ok = false;
 		if (!ok) {
 			llm_diag_set(why, LLM_ERR_TYPE, rec->file, rec->line,
-				     "field \"%s\" is %s%s, not the required type", reqs[i].field,
-				     m->type == LLM_JSON_NUMBER && !m->is_integer ? "a non-integer "
-										 : "",
-				     llm_json_type_name(m->type));
+				     "field \"%s\" is %s, not the required type", reqs[i].field,
+				     m->type == LLM_JSON_NUMBER && !m->is_integer
+					     ? "a non-integer number"
+					     : llm_json_type_phrase(m->type));
 			return false;
 		}
 	}
@@ -175,7 +175,6 @@ static int run_validate(struct llm_cli *c)
 	while ((r = llm_cli_in_next(c, &in, &rec)) > 0) {
 		struct llm_diag why;
 		if (!check_record(rec, reqs, nreqs, &why)) {
-			in.records--; /* counted as bad instead */
 			if (!llm_cli_in_reject(c, &in, rec, &why)) {
 				r = -1;
 				break;

@@ -513,3 +513,10 @@ const char *llm_json_type_name(enum llm_json_type t)
 					    "string", "array", "object"};
 	return names[t];
 }
+
+const char *llm_json_type_phrase(enum llm_json_type t)
+{
+	static const char *const phrases[] = {"null",	     "a boolean", "a boolean", "a number",
+					      "a string",    "an array",  "an object"};
+	return phrases[t];
+}

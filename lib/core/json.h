@@ -69,6 +69,8 @@ enum llm_err llm_json_string_decode(const char *val, size_t len, struct llm_buf 
 
 /* The name of a type as a user writes it ("string", "number", ...). */
 const char *llm_json_type_name(enum llm_json_type t);
+/* The same for a sentence: "a string", "an array", "null". */
+const char *llm_json_type_phrase(enum llm_json_type t);
 
 /* Check s[0..n) is valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
  * Returns the length of the valid prefix; equal to n when all of it is valid. */

@@ -296,6 +296,33 @@ void llm_record_free(struct llm_record *rec)
 	llm_json_members_free(&rec->fields);
 }
 
+const struct llm_json_member *llm_record_string_field(const struct llm_record *rec,
+						      const char *name, struct llm_diag *why)
+{
+	const struct llm_json_member *m = llm_json_get(&rec->fields, name);
+	if (!m)
+		llm_diag_set(why, LLM_ERR_MISSING, rec->file, rec->line, "missing field \"%s\"",
+			     name);
+	else if (m->type != LLM_JSON_STRING)
+		llm_diag_set(why, LLM_ERR_TYPE, rec->file, rec->line,
+			     "field \"%s\" is %s, not a string", name, llm_json_type_phrase(m->type));
+	return m && m->type == LLM_JSON_STRING ? m : NULL;
+}
+
+enum llm_err llm_record_string(const struct llm_record *rec, const char *name,
+			       struct llm_buf *out, struct llm_diag *why)
+{
+	const struct llm_json_member *m = llm_record_string_field(rec, name, why);
+	if (!m)
+		return why ? why->code : LLM_ERR_MISSING;
+	llm_buf_clear(out);
+	enum llm_err e = llm_json_string_decode(m->val, m->val_len, out);
+	if (e)
+		return llm_diag_set(why, e, rec->file, rec->line, "field \"%s\": %s", name,
+				    e == LLM_ERR_NOMEM ? "out of memory" : "too long");
+	return LLM_OK;
+}
+
 static bool member_is(const struct llm_json_member *m, const char *key)
 {
 	struct llm_json_members one = {(struct llm_json_member *)m, 1, 1};

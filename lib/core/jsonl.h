@@ -62,6 +62,15 @@ void llm_jsonl_progress(const struct llm_jsonl_reader *r, uint64_t *done, uint64
 void llm_jsonl_close(struct llm_jsonl_reader *r);
 void llm_record_free(struct llm_record *rec);
 
+/* The member name of a good record, which must be a string: returned, or NULL with why set to
+ * "missing field" (LLM_ERR_MISSING) or "field is TYPE, not a string" (LLM_ERR_TYPE), naming
+ * the record's file and line. */
+const struct llm_json_member *llm_record_string_field(const struct llm_record *rec,
+						      const char *name, struct llm_diag *why);
+/* The same, decoded into out (cleared first). */
+enum llm_err llm_record_string(const struct llm_record *rec, const char *name,
+			       struct llm_buf *out, struct llm_diag *why);
+
 /* A change to apply to a record when writing it: set key to the JSON text value (replacing
  * the member in place, or appending it at the end), or remove key when value is NULL. */
 struct llm_edit {

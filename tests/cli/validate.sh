@@ -22,7 +22,7 @@ t '--require FIELD:TYPE checks the type' '
 	expect_err "good.jsonl:4: missing required field \"score\""
 	printf "{\"score\":\"high\"}\n" > s.jsonl
 	run llm-prep validate -r score:number s.jsonl; expect_status 1
-	expect_err "s.jsonl:1: field \"score\" is string, not the required type"
+	expect_err "s.jsonl:1: field \"score\" is a string, not the required type"
 '
 t 'integer is stricter than number' '
 	printf "{\"n\":1}\n{\"n\":1.5}\n{\"n\":2e3}\n" > n.jsonl
