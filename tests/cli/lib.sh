@@ -6,6 +6,9 @@ test_count=0
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/llmops-test.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 data=$top_srcdir/tests/data
+# The shipped vocabularies, from the source tree (not a copy installed earlier).
+LLMOPS_TOKENIZER_DIR=$top_srcdir/data/tokenizers
+export LLMOPS_TOKENIZER_DIR
 
 t() {
 	test_count=$((test_count + 1))
