@@ -19,36 +19,14 @@ struct fields {
 
 static void fields_free(struct fields *f)
 {
-	for (size_t i = 0; i < f->n; i++)
-		free(f->name[i]);
-	free(f->name);
+	llm_strv_free(f->name);
+	f->name = NULL;
+	f->n = 0;
 }
 
 static bool fields_parse(const struct llm_args *a, const char *opt, struct fields *f)
 {
-	size_t nv;
-	char *const *v = llm_args_strs(a, opt, &nv);
-	/* llm_args_strs gives only what the user gave; the default comes from llm_args_str. */
-	const char *def = llm_args_str(a, opt);
-	char *const defv[] = {(char *)def};
-	if (!nv && def) {
-		v = defv;
-		nv = 1;
-	}
-	for (size_t i = 0; i < nv; i++)
-		for (const char *s = v[i]; s;) {
-			const char *comma = strchr(s, ',');
-			size_t len = comma ? (size_t)(comma - s) : strlen(s);
-			char **p = realloc(f->name, (f->n + 1) * sizeof *p);
-			if (!p)
-				return false;
-			f->name = p;
-			if (!(f->name[f->n] = strndup(s, len)))
-				return false;
-			f->n++;
-			s = comma ? comma + 1 : NULL;
-		}
-	return true;
+	return llm_args_list(a, opt, &f->name, &f->n) == LLM_OK;
 }
 
 /* One evaluation record: where it came from, its id, and how many training records hit it. */

@@ -18,38 +18,14 @@ struct list {
 
 static void list_free(struct list *l)
 {
-	for (size_t i = 0; i < l->n; i++)
-		free(l->item[i]);
-	free(l->item);
+	llm_strv_free(l->item);
 	l->item = NULL;
 	l->n = 0;
 }
 
 static bool list_parse(const struct llm_args *a, const char *opt, struct list *l)
 {
-	size_t nv;
-	char *const *v = llm_args_strs(a, opt, &nv);
-	/* llm_args_strs gives only what the user gave; the default comes from llm_args_str. */
-	const char *def = llm_args_str(a, opt);
-	char *const defv[] = {(char *)def};
-	if (!nv && def) {
-		v = defv;
-		nv = 1;
-	}
-	for (size_t i = 0; i < nv; i++)
-		for (const char *s = v[i]; s;) {
-			const char *comma = strchr(s, ',');
-			size_t len = comma ? (size_t)(comma - s) : strlen(s);
-			char **p = realloc(l->item, (l->n + 1) * sizeof *p);
-			if (!p)
-				return false;
-			l->item = p;
-			if (!(l->item[l->n] = strndup(s, len)))
-				return false;
-			l->n++;
-			s = comma ? comma + 1 : NULL;
-		}
-	return true;
+	return llm_args_list(a, opt, &l->item, &l->n) == LLM_OK;
 }
 
 struct redactor {

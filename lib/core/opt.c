@@ -344,6 +344,56 @@ char *const *llm_args_strs(const struct llm_args *a, const char *name, size_t *n
 	return i < 0 ? NULL : a->vals[i];
 }
 
+static enum llm_err strv_push(char ***v, size_t *n, const char *s, size_t len)
+{
+	char **p = realloc(*v, (*n + 2) * sizeof *p);
+	if (!p)
+		return LLM_ERR_NOMEM;
+	*v = p;
+	if (!(p[*n] = strndup(s, len)))
+		return LLM_ERR_NOMEM;
+	p[++*n] = NULL;
+	return LLM_OK;
+}
+
+enum llm_err llm_args_list(const struct llm_args *a, const char *name, char ***items, size_t *n)
+{
+	size_t nv;
+	char *const *vals = llm_args_strs(a, name, &nv);
+	const char *def = llm_args_str(a, name);
+	*items = NULL;
+	*n = 0;
+	if (!nv && def) {
+		vals = (char *const *)&def;
+		nv = 1;
+	}
+	/* A valid, empty, NULL-terminated list even when there are no values. */
+	if (!(*items = calloc(1, sizeof **items)))
+		return LLM_ERR_NOMEM;
+	enum llm_err e = LLM_OK;
+	for (size_t i = 0; i < nv && !e; i++)
+		for (const char *s = vals[i]; s && !e;) {
+			const char *comma = strchr(s, ',');
+			size_t len = comma ? (size_t)(comma - s) : strlen(s);
+			if (len)
+				e = strv_push(items, n, s, len);
+			s = comma ? comma + 1 : NULL;
+		}
+	if (e) {
+		llm_strv_free(*items);
+		*items = NULL;
+		*n = 0;
+	}
+	return e;
+}
+
+void llm_strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
 bool llm_args_flag(const struct llm_args *a, const char *name)
 {
 	const char *v = llm_args_str(a, name);

@@ -60,6 +60,11 @@ const char *llm_args_str(const struct llm_args *a, const char *name);
 /* All values given, in order; *n is 0 when the option was not given (the default, if any, is
  * llm_args_str's). */
 char *const *llm_args_strs(const struct llm_args *a, const char *name, size_t *n);
+/* Every value of an option split at commas, so "--x a,b" and "--x a --x b" mean the same; the
+ * default's items when the option was not given.  Empty items are dropped.  *items is
+ * NULL-terminated; free it with llm_strv_free. */
+enum llm_err llm_args_list(const struct llm_args *a, const char *name, char ***items, size_t *n);
+void llm_strv_free(char **v);
 int64_t llm_args_int(const struct llm_args *a, const char *name);
 uint64_t llm_args_size(const struct llm_args *a, const char *name);
 double llm_args_double(const struct llm_args *a, const char *name);

@@ -261,6 +261,36 @@ static void options_reject_bad_values(void **state)
 	}
 }
 
+static void option_lists_split_at_commas_and_fall_back_to_the_default(void **state)
+{
+	static const struct llm_opt opts[] = {
+		{"field", 'f', LLM_OPT_STRING, "F", "fields", "text,prompt", .repeat = true},
+		{0},
+	};
+	static const struct llm_opt *const tables[] = {opts, NULL};
+	struct llm_args a;
+	struct llm_diag d;
+	char **v;
+	size_t n;
+	char *none[] = {NULL};
+	assert_int_equal(llm_opt_parse(tables, "test", 0, none, &a, &d), LLM_OK);
+	assert_int_equal(llm_args_list(&a, "field", &v, &n), LLM_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[1], "prompt");
+	assert_null(v[2]);
+	llm_strv_free(v);
+	llm_args_free(&a);
+	char *argv[] = {"-f", "a,,b", "--field=c"};
+	assert_int_equal(llm_opt_parse(tables, "test", 3, argv, &a, &d), LLM_OK);
+	assert_int_equal(llm_args_list(&a, "field", &v, &n), LLM_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0], "a");
+	assert_string_equal(v[1], "b");
+	assert_string_equal(v[2], "c");
+	llm_strv_free(v);
+	llm_args_free(&a);
+}
+
 static void option_help_shows_every_option(void **state)
 {
 	struct llm_buf b;
@@ -460,6 +490,7 @@ int main(void)
 		cmocka_unit_test(options_parse_long_short_and_operands),
 		cmocka_unit_test(options_defaults_and_environment),
 		cmocka_unit_test(options_reject_bad_values),
+		cmocka_unit_test(option_lists_split_at_commas_and_fall_back_to_the_default),
 		cmocka_unit_test(option_help_shows_every_option),
 		cmocka_unit_test(sizes_parse_with_binary_suffixes),
 		cmocka_unit_test(render_keeps_unknown_fields_and_their_bytes),
