@@ -38,74 +38,51 @@ static bool type_bits(const char *name, unsigned *bits, bool *integer)
 	return false;
 }
 
-/* The next item of a list separated by sep: [*p, end) is the item; *p moves past it. */
-static bool next_item(const char **p, char sep, const char **start, size_t *len)
+/* One "FIELD[:TYPE[|TYPE...]]" into r. */
+static int parse_requirement(struct llm_cli *c, const char *item, struct requirement *r)
 {
-	if (!*p)
-		return false;
-	const char *s = *p, *e = strchr(s, sep);
-	*start = s;
-	*len = e ? (size_t)(e - s) : strlen(s);
-	*p = e ? e + 1 : NULL;
-	return true;
-}
-
-static int parse_requirement(struct llm_cli *c, const char *item, size_t len,
-			     struct requirement *r)
-{
-	const char *colon = memchr(item, ':', len);
-	size_t flen = colon ? (size_t)(colon - item) : len;
+	const char *colon = strchr(item, ':');
+	size_t flen = colon ? (size_t)(colon - item) : strlen(item);
 	if (!flen)
 		return llm_cli_usage(c, "--require: a field name is empty");
 	if (!(r->field = strndup(item, flen))) {
 		llm_cli_error(c, "out of memory");
 		return LLM_EXIT_IO;
 	}
-	if (!colon)
-		return 0;
-	char *types = strndup(colon + 1, len - flen - 1);
-	const char *p = types, *t;
-	size_t tlen;
-	int st = types ? 0 : LLM_EXIT_IO;
-	while (!st && next_item(&p, '|', &t, &tlen)) {
+	for (const char *t = colon ? colon + 1 : NULL; t;) {
+		const char *bar = strchr(t, '|');
+		size_t tlen = bar ? (size_t)(bar - t) : strlen(t);
 		char name[16];
 		snprintf(name, sizeof name, "%.*s", (int)(tlen < 15 ? tlen : 15), t);
 		if (tlen >= 15 || !type_bits(name, &r->types, &r->integer))
-			st = llm_cli_usage(c,
-					   "--require: unknown type '%.*s' (string, number, integer, "
-					   "boolean, object, array, null)",
-					   (int)tlen, t);
+			return llm_cli_usage(c,
+					     "--require: unknown type '%.*s' (string, number, integer, "
+					     "boolean, object, array, null)",
+					     (int)tlen, t);
+		t = bar ? bar + 1 : NULL;
 	}
-	free(types);
-	return st;
+	return 0;
 }
 
 /* Parse "--require text:string,reference:string|array,id" into reqs. */
 static int parse_requirements(struct llm_cli *c, struct requirement **out, size_t *nout)
 {
-	size_t nvals;
-	char *const *vals = llm_args_strs(&c->args, "require", &nvals);
-	struct requirement *reqs = NULL;
-	size_t n = 0;
-	int st = 0;
-	for (size_t i = 0; i < nvals && !st; i++) {
-		const char *p = vals[i], *item;
-		size_t len;
-		while (!st && next_item(&p, ',', &item, &len)) {
-			struct requirement *grown = realloc(reqs, (n + 1) * sizeof *grown);
-			if (!grown) {
-				llm_cli_error(c, "out of memory");
-				st = LLM_EXIT_IO;
-				break;
-			}
-			reqs = grown;
-			reqs[n] = (struct requirement){0};
-			st = parse_requirement(c, item, len, &reqs[n]);
-			n++;
-		}
+	char **items;
+	size_t n;
+	*out = NULL;
+	*nout = 0;
+	if (llm_args_list(&c->args, "require", &items, &n) ||
+	    !(*out = calloc(n + 1, sizeof **out))) {
+		llm_strv_free(items);
+		llm_cli_error(c, "out of memory");
+		return LLM_EXIT_IO;
 	}
-	*out = reqs;
-	*nout = n;
+	int st = 0;
+	for (size_t i = 0; i < n && !st; i++) {
+		st = parse_requirement(c, items[i], &(*out)[i]);
+		*nout = i + 1;
+	}
+	llm_strv_free(items);
 	return st;
 }
 
