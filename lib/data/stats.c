@@ -27,6 +27,33 @@
  *       "letters": N,                    letters in the text field, all records
  *       "by_letters": [{"script": "Latin", "letters": N, "fraction": F}, ...],
  *       "by_records": [{"script": "Latin", "records": N}, ..., {"script": "none", ...}]
+ *     },
+ *     "tokens": [                        only with tokenizers (cfg->tokenizers), in order
+ *       {"name": "cl100k_base",
+ *        "records": N,                   texts (string text fields) tokenized
+ *        "tokens": N, "chars": N, "words": N,     totals over those texts
+ *        "tokens_per_char": F, "tokens_per_word": F,  ratios of the totals
+ *        "per_record": D}                tokens per text; absent when no texts
+ *     ],
+ *     "flags": {                         only when some record has the flags field
+ *       "field": "flags", "records": N,  records with the field
+ *       "flagged": N,                    records with at least one flag
+ *       "flags": N,                      flags in all
+ *       "not_array": N,                  records whose field is not a readable array
+ *       "by_kind": [{"kind": "pii", "flags": N, "records": N}, ...],
+ *       "by_name": [{"kind": "pii", "name": "email", "flags": N, "records": N}, ...]
+ *     },
+ *     "clusters": {                      only when some record has a cluster id or the mark
+ *       "field": "cluster_id", "records": N,   records with a cluster id (not null)
+ *       "clusters": N,                   distinct ids
+ *       "multi": N, "in_multi": N,       clusters of two or more records, and their records
+ *       "largest": [{"id": "...", "records": N}, ...],  up to 10 of those, largest first
+ *       "estimated": B,
+ *       "duplicate_field": "duplicate", "duplicates": N   records whose mark is true
+ *     },
+ *     "splits": {                        only when some record has the split field
+ *       "field": "split", "records": N,
+ *       "by_split": [{"split": "train", "records": N, "fraction": F, "chars_p50": N}, ...]
  *     }
  *   }
  *
@@ -41,7 +68,18 @@
  * were seen and the counts come from a HyperLogLog sketch.
  *
  * A record with the same key twice counts the first occurrence only (as llm_json_get does).
- * A text field that is not a string counts as absent for duplicates and scripts. */
+ * A text field that is not a string counts as absent for duplicates and scripts.
+ *
+ * A flag is an object whose "kind" is its kind and whose "rule", else "type", is its name (a
+ * flag that is a string is a kind alone); lists of kinds, names and splits are sorted by
+ * count, largest first, ties in first-seen order, and hold at most cfg->max_names entries
+ * (256) before one "(other)".  A cluster id or split that is not a string is named by its
+ * JSON text.  "chars_p50" is the median length in characters of the text field of the
+ * split's records (absent when none had one).  Cluster ids are counted exactly up to
+ * max_exact_distinct; past that "clusters" is estimated, the ids already seen go on being
+ * counted and "in_multi" is a lower bound; "estimated" says so.  "largest" lists clusters of
+ * at least two records, ties in the order they reached two; an "id" is null when it could
+ * not be kept (more than 16 MB of ids). */
 #include "config.h"
 
 #include "data/stats.h"
@@ -52,12 +90,14 @@
 
 #include "core/hash.h"
 #include "core/json.h"
+#include "text/bpe.h"
 
 #define DEFAULT_MAX_FIELDS 256
 #define DEFAULT_MAX_EXACT  2000000u /* two sets of at most 64 MB each */
 #define POS_CACHE_MAX	   4096 /* member positions remembered from the previous record */
 #define NO_FIELD	   UINT32_MAX
 #define OTHER_NAME	   "(other)"
+#define DEFAULT_MAX_NAMES  256
 
 /* --- log-bucketed histograms --------------------------------------------------------------
  * Values below EXACT_LIMIT have a bucket each; above, every power of two is split into
@@ -670,6 +710,254 @@ static inline __attribute__((always_inline)) void measure_string(const uint8_t *
 	m->letters[SC_LATIN] += t.latin;
 }
 
+/* --- names counted from the data ------------------------------------------------------------
+ * Flag kinds, flag names and split names: a table of at most max distinct names, found by
+ * hash; names past the limit are counted together as "(other)".  A name may have two parts
+ * (a flag's kind and its type or rule), kept together with the length of the first. */
+
+struct name_entry {
+	char *name;	  /* both parts, NUL-terminated */
+	uint32_t len;	  /* bytes of both parts */
+	uint32_t first;	  /* bytes of the first part (len when there is one part) */
+	uint64_t n;	  /* occurrences */
+	uint64_t records; /* records with at least one */
+	uint64_t seen;	  /* the last record counted in records */
+	struct hist chars; /* splits: text lengths of its records */
+};
+
+struct names {
+	struct name_entry *e;
+	uint32_t n, cap;
+	uint32_t *table; /* entry index + 1, 0 when empty */
+	uint32_t tcap;
+	size_t max;
+	struct name_entry other;
+};
+
+static uint64_t name_hash(const char *p, size_t len, uint32_t first)
+{
+	return llm_hash64(p, len, first);
+}
+
+static enum llm_err names_rehash(struct names *t)
+{
+	uint32_t cap = t->tcap ? t->tcap * 2 : 64;
+	uint32_t *tab = calloc(cap, sizeof *tab);
+	if (!tab)
+		return LLM_ERR_NOMEM;
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct name_entry *x = &t->e[i];
+		uint32_t j = (uint32_t)name_hash(x->name, x->len, x->first) & (cap - 1);
+		while (tab[j])
+			j = (j + 1) & (cap - 1);
+		tab[j] = i + 1;
+	}
+	free(t->table);
+	t->table = tab;
+	t->tcap = cap;
+	return LLM_OK;
+}
+
+/* The entry of the name p[0..len) whose first part is p[0..first); the "(other)" entry when
+ * the table is full. */
+static enum llm_err names_find(struct names *t, const char *p, size_t len, size_t first,
+			       struct name_entry **out)
+{
+	if (len > UINT32_MAX - 1)
+		len = first = UINT32_MAX - 1; /* cut, not refused: it is only a name */
+	if ((t->n + 1) * 2 > t->tcap) {
+		enum llm_err e = names_rehash(t);
+		if (e)
+			return e;
+	}
+	uint32_t mask = t->tcap - 1, j = (uint32_t)name_hash(p, len, (uint32_t)first) & mask;
+	for (; t->table[j]; j = (j + 1) & mask) {
+		struct name_entry *x = &t->e[t->table[j] - 1];
+		if (x->len == len && x->first == first && memcmp(x->name, p, len) == 0) {
+			*out = x;
+			return LLM_OK;
+		}
+	}
+	if (t->n >= t->max) {
+		*out = &t->other;
+		return LLM_OK;
+	}
+	if (t->n == t->cap) {
+		uint32_t cap = t->cap ? t->cap * 2 : 8;
+		struct name_entry *e = realloc(t->e, cap * sizeof *e);
+		if (!e)
+			return LLM_ERR_NOMEM;
+		t->e = e;
+		t->cap = cap;
+	}
+	struct name_entry *x = &t->e[t->n];
+	memset(x, 0, sizeof *x);
+	if (!(x->name = malloc(len + 1)))
+		return LLM_ERR_NOMEM;
+	memcpy(x->name, p, len);
+	x->name[len] = '\0';
+	x->len = (uint32_t)len;
+	x->first = (uint32_t)first;
+	t->table[j] = ++t->n;
+	*out = x;
+	return LLM_OK;
+}
+
+/* Count one occurrence in record seq. */
+static void name_count(struct name_entry *x, uint64_t seq)
+{
+	x->n++;
+	if (x->seen != seq) {
+		x->seen = seq;
+		x->records++;
+	}
+}
+
+static void names_free(struct names *t)
+{
+	for (uint32_t i = 0; i < t->n; i++) {
+		free(t->e[i].name);
+		free(t->e[i].chars.b);
+	}
+	free(t->e);
+	free(t->table);
+	free(t->other.chars.b);
+}
+
+/* --- clusters -------------------------------------------------------------------------------
+ * Records per cluster id: a table of 64-bit hashes of the ids with a count each, exact up to
+ * max_exact distinct ids.  Past that the ids already in the table go on being counted, new
+ * ones only in a HyperLogLog sketch (for the number of clusters), and the report says the
+ * numbers are estimated.  The id's text is kept only for clusters that reach two records
+ * (those are the ones a "largest" list can show), in an arena of bounded size. */
+
+#define CLUSTER_NAMES_MAX (16u << 20) /* bytes of cluster ids kept for the largest list */
+#define LARGEST		  10
+
+struct cslot {
+	uint64_t h; /* 0: empty */
+	uint32_t count;
+	uint32_t name; /* index + 1 into names, 0 while the cluster has one record */
+};
+
+struct cname {
+	uint64_t h;
+	uint32_t off, len; /* in the arena; len UINT32_MAX when the id could not be kept */
+};
+
+struct clusterset {
+	struct cslot *slot;
+	size_t cap, n;
+	uint64_t max_exact;
+	uint64_t records;   /* records with a cluster id */
+	uint64_t untracked; /* records whose id came past the limit */
+	uint8_t *hll;	    /* once past the limit: every id seen since, and all before */
+	struct cname *names;
+	size_t nnames, capnames;
+	struct llm_buf arena;
+};
+
+static struct cslot *cluster_slot(const struct cslot *slot, size_t cap, uint64_t h)
+{
+	size_t i = h & (cap - 1);
+	while (slot[i].h && slot[i].h != h)
+		i = (i + 1) & (cap - 1);
+	return (struct cslot *)&slot[i];
+}
+
+static enum llm_err cluster_grow(struct clusterset *c)
+{
+	size_t cap = c->cap ? c->cap * 2 : 1024;
+	struct cslot *slot = cap <= SIZE_MAX / sizeof *slot ? calloc(cap, sizeof *slot) : NULL;
+	if (!slot)
+		return LLM_ERR_NOMEM;
+	for (size_t i = 0; i < c->cap; i++)
+		if (c->slot[i].h)
+			*cluster_slot(slot, cap, c->slot[i].h) = c->slot[i];
+	free(c->slot);
+	c->slot = slot;
+	c->cap = cap;
+	return LLM_OK;
+}
+
+static enum llm_err cluster_estimate(struct clusterset *c)
+{
+	if (!(c->hll = calloc(HLL_M, 1)))
+		return LLM_ERR_NOMEM;
+	for (size_t i = 0; i < c->cap; i++)
+		if (c->slot[i].h)
+			hll_add(c->hll, c->slot[i].h);
+	return LLM_OK;
+}
+
+/* Keep the id p[0..n) of the cluster in slot x, which has just reached two records. */
+static enum llm_err cluster_name(struct clusterset *c, struct cslot *x, const char *p, size_t n)
+{
+	if (c->nnames == c->capnames) {
+		size_t cap = c->capnames ? c->capnames * 2 : 64;
+		struct cname *v = realloc(c->names, cap * sizeof *v);
+		if (!v)
+			return LLM_ERR_NOMEM;
+		c->names = v;
+		c->capnames = cap;
+	}
+	struct cname *nm = &c->names[c->nnames];
+	nm->h = x->h;
+	nm->off = (uint32_t)c->arena.len;
+	nm->len = UINT32_MAX;
+	if (n < CLUSTER_NAMES_MAX && llm_buf_append(&c->arena, p, n) == LLM_OK)
+		nm->len = (uint32_t)n; /* a full arena: the cluster is listed without its id */
+	x->name = (uint32_t)++c->nnames;
+	return LLM_OK;
+}
+
+static enum llm_err cluster_add(struct clusterset *c, const char *p, size_t n, uint64_t seed)
+{
+	uint64_t h = llm_hash64(p, n, seed);
+	if (!h)
+		h = 1;
+	c->records++;
+	if (c->hll)
+		hll_add(c->hll, h);
+	if (c->cap) {
+		struct cslot *x = cluster_slot(c->slot, c->cap, h);
+		if (x->h) {
+			x->count += x->count < UINT32_MAX;
+			return x->count == 2 ? cluster_name(c, x, p, n) : LLM_OK;
+		}
+	}
+	if (c->hll || c->n >= c->max_exact) {
+		enum llm_err e = c->hll ? LLM_OK : cluster_estimate(c);
+		if (!e)
+			hll_add(c->hll, h);
+		c->untracked++;
+		return e;
+	}
+	if ((c->n + 1) * 4 > c->cap * 3) {
+		enum llm_err e = cluster_grow(c);
+		if (e) { /* estimate rather than fail */
+			if ((e = cluster_estimate(c)))
+				return e;
+			hll_add(c->hll, h);
+			c->untracked++;
+			return LLM_OK;
+		}
+	}
+	struct cslot *x = cluster_slot(c->slot, c->cap, h);
+	x->h = h;
+	x->count = 1;
+	c->n++;
+	return LLM_OK;
+}
+
+static void cluster_free(struct clusterset *c)
+{
+	free(c->slot);
+	free(c->hll);
+	free(c->names);
+	llm_buf_free(&c->arena);
+}
+
 /* --- fields -------------------------------------------------------------------------------- */
 
 enum { T_STRING, T_NUMBER, T_BOOLEAN, T_NULL, T_OBJECT, T_ARRAY, T__COUNT };
@@ -690,12 +978,24 @@ static const enum llm_json_type slot_type[T__COUNT] = {
 };
 /* clang-format on */
 
+/* Fields that other verbs write, looked at when a record has them. */
+enum { ROLE_FLAGS = 1, ROLE_CLUSTER = 2, ROLE_DUPLICATE = 4, ROLE_SPLIT = 8 };
+
+/* Token counts of the text field with one tokenizer. */
+struct tokens {
+	struct llm_bpe *bpe; /* borrowed */
+	char *name;
+	struct hist per_record;
+	uint64_t tokens, chars, words;
+};
+
 struct field {
 	char *name; /* decoded, NUL-terminated (a key may hold "\u0000", so name_len rules) */
 	uint32_t name_len;
 	bool measured; /* lengths of its string values are counted */
 	bool is_text;  /* the text field: duplicates and scripts */
 	bool other;    /* the bucket for fields past max_fields */
+	uint8_t role;  /* ROLE_*: a field another verb wrote, summarized when present */
 	uint64_t seen; /* the last record (by number) that had it: each record counts once */
 	uint64_t present;
 	uint64_t types[T__COUNT];
@@ -728,6 +1028,23 @@ struct llm_stats {
 	struct dupset dup_records, dup_text;
 	uint64_t letters[SC__COUNT];
 	uint64_t dominant[SC__COUNT + 1]; /* records by majority script; the last: no letters */
+
+	/* what other verbs wrote: field names (decoded), and what was found */
+	char *role_name[4]; /* by bit of ROLE_*: flags, cluster, duplicate, split */
+	size_t role_len[4];
+	uint64_t flags_present, flags_not_array, flagged, nflags;
+	struct names kinds, flag_names, splits;
+	struct clusterset clusters;
+	uint64_t dup_present, dup_marked;
+	uint64_t split_records;
+
+	/* the current record: its text length in characters, and its split */
+	uint64_t text_seq, text_chars;
+	struct name_entry *rec_split;
+
+	struct tokens *tok;
+	size_t ntok;
+	struct llm_bpe_ids ids;
 };
 
 static char *dup_bytes(const char *p, size_t n)
@@ -762,7 +1079,32 @@ enum llm_err llm_stats_new(struct llm_stats **out, const struct llm_stats_config
 	classes_build(s->classes);
 	llm_buf_init(&s->scratch, 0);
 	llm_buf_init(&s->keybuf, 0);
+	const char *roles[4] = {
+	    cfg->flags_field ? cfg->flags_field : "flags",
+	    cfg->cluster_field ? cfg->cluster_field : "cluster_id",
+	    cfg->duplicate_field ? cfg->duplicate_field : "duplicate",
+	    cfg->split_field ? cfg->split_field : "split",
+	};
 	bool ok = s->text_field && s->other.name;
+	for (int r = 0; r < 4; r++) {
+		s->role_len[r] = strlen(roles[r]);
+		ok = ok && (s->role_name[r] = dup_bytes(roles[r], s->role_len[r])) != NULL;
+	}
+	s->kinds.max = s->flag_names.max = s->splits.max =
+	    cfg->max_names ? cfg->max_names : DEFAULT_MAX_NAMES;
+	s->clusters.max_exact = max_exact;
+	llm_buf_init(&s->clusters.arena, CLUSTER_NAMES_MAX);
+	if (ok && cfg->ntokenizers) {
+		s->tok = calloc(cfg->ntokenizers, sizeof *s->tok);
+		ok = s->tok != NULL;
+		for (size_t i = 0; ok && i < cfg->ntokenizers; i++, s->ntok++) {
+			const char *nm = cfg->tokenizer_names && cfg->tokenizer_names[i]
+					     ? cfg->tokenizer_names[i]
+					     : "";
+			s->tok[i].bpe = cfg->tokenizers[i];
+			ok = (s->tok[i].name = dup_bytes(nm, strlen(nm))) != NULL;
+		}
+	}
 	if (ok && cfg->fields && cfg->nfields) {
 		s->want = calloc(cfg->nfields, sizeof *s->want);
 		ok = s->want != NULL;
@@ -803,6 +1145,18 @@ void llm_stats_free(struct llm_stats *s)
 	llm_buf_free(&s->keybuf);
 	dup_free(&s->dup_records);
 	dup_free(&s->dup_text);
+	for (int r = 0; r < 4; r++)
+		free(s->role_name[r]);
+	names_free(&s->kinds);
+	names_free(&s->flag_names);
+	names_free(&s->splits);
+	cluster_free(&s->clusters);
+	for (size_t i = 0; i < s->ntok; i++) {
+		free(s->tok[i].name);
+		free(s->tok[i].per_record.b);
+	}
+	free(s->tok);
+	llm_bpe_ids_free(&s->ids);
 	free(s);
 }
 
@@ -865,7 +1219,11 @@ static enum llm_err field_find(struct llm_stats *s, const char *name, size_t len
 	/* The text field and the fields asked for are always tracked, past the limit too. */
 	bool is_text = len == s->text_field_len && memcmp(name, s->text_field, len) == 0;
 	bool want = s->nwant && wanted(s, name, len);
-	bool capped = !is_text && !want;
+	uint8_t role = 0;
+	for (int r = 0; r < 4; r++)
+		if (len == s->role_len[r] && memcmp(name, s->role_name[r], len) == 0)
+			role |= (uint8_t)(1u << r);
+	bool capped = !is_text && !want && !role;
 	if (capped && s->ncapped >= s->max_fields) {
 		*out = NO_FIELD;
 		return LLM_OK;
@@ -886,6 +1244,7 @@ static enum llm_err field_find(struct llm_stats *s, const char *name, size_t len
 		return LLM_ERR_NOMEM;
 	f->name_len = (uint32_t)len;
 	f->is_text = is_text;
+	f->role = role;
 	f->measured = s->nwant ? want : true;
 	s->table[j] = s->nfields + 1;
 	s->ncapped += capped;
@@ -921,6 +1280,156 @@ static inline enum llm_err field_of(struct llm_stats *s, const struct llm_json_m
 	return e;
 }
 
+/* Count the tokens of the text p[0..n) with each tokenizer; ms has its characters and words. */
+static enum llm_err add_tokens(struct llm_stats *s, const char *p, size_t n,
+			       const struct measure *ms)
+{
+	for (size_t i = 0; i < s->ntok; i++) {
+		struct tokens *t = &s->tok[i];
+		struct llm_diag d;
+		s->ids.n = 0;
+		enum llm_err e = llm_bpe_encode(t->bpe, p, n, &s->ids, &d);
+		if (!e)
+			e = hist_add(&t->per_record, s->ids.n);
+		if (e)
+			return e;
+		t->tokens += s->ids.n;
+		t->chars += ms->chars;
+		t->words += ms->words;
+	}
+	/* a long text should not keep its ids' memory for the rest of the run */
+	if (s->ids.cap > (1u << 20)) {
+		llm_bpe_ids_free(&s->ids);
+		memset(&s->ids, 0, sizeof s->ids);
+	}
+	return LLM_OK;
+}
+
+/* The value of m as a name: a string decoded (into buf when it has escapes), any other value
+ * as its JSON text. */
+static enum llm_err value_name(const struct llm_json_member *m, struct llm_buf *buf,
+			       const char **p, size_t *n)
+{
+	if (m->type != LLM_JSON_STRING) {
+		*p = m->val;
+		*n = m->val_len;
+		return LLM_OK;
+	}
+	if (!memchr(m->val, '\\', m->val_len)) {
+		*p = m->val + 1;
+		*n = m->val_len - 2;
+		return LLM_OK;
+	}
+	llm_buf_clear(buf);
+	enum llm_err e = llm_json_string_decode(m->val, m->val_len, buf);
+	*p = buf->data ? buf->data : "";
+	*n = buf->len;
+	return e;
+}
+
+/* A string member of a flag object, or NULL. */
+static const char *flag_str(const json_t *flag, const char *key, size_t *n)
+{
+	const json_t *v = json_object_get(flag, key);
+	if (!json_is_string(v))
+		return NULL;
+	*n = json_string_length(v);
+	return json_string_value(v);
+}
+
+/* One flag: an object with a "kind" and a "rule" or "type" (a string alone is a kind). */
+static enum llm_err add_flag(struct llm_stats *s, const json_t *flag, uint64_t seq)
+{
+	static const char none[] = "(none)";
+	size_t kn = 0, nn = 0;
+	const char *kind = json_is_string(flag) ? json_string_value(flag) : NULL, *name = NULL;
+	if (kind)
+		kn = json_string_length(flag);
+	if (json_is_object(flag)) {
+		kind = flag_str(flag, "kind", &kn);
+		if (!(name = flag_str(flag, "rule", &nn)))
+			name = flag_str(flag, "type", &nn);
+	}
+	if (!kind) {
+		kind = none;
+		kn = sizeof none - 1;
+	}
+	struct name_entry *x;
+	enum llm_err e = names_find(&s->kinds, kind, kn, kn, &x);
+	if (e)
+		return e;
+	name_count(x, seq);
+	if (!name)
+		return LLM_OK;
+	llm_buf_clear(&s->keybuf);
+	if ((e = llm_buf_append(&s->keybuf, kind, kn)) ||
+	    (e = llm_buf_append(&s->keybuf, name, nn)) ||
+	    (e = names_find(&s->flag_names, s->keybuf.data, kn + nn, kn, &x)))
+		return e;
+	name_count(x, seq);
+	return LLM_OK;
+}
+
+static bool empty_array(const char *p, size_t n)
+{
+	for (size_t i = 1; i + 1 < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+			return false;
+	return true;
+}
+
+static enum llm_err add_flags(struct llm_stats *s, const struct llm_json_member *m, uint64_t seq)
+{
+	s->flags_present++;
+	if (m->type != LLM_JSON_ARRAY) {
+		s->flags_not_array++;
+		return LLM_OK;
+	}
+	if (empty_array(m->val, m->val_len))
+		return LLM_OK;
+	json_error_t err;
+	json_t *arr = json_loadb(m->val, m->val_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+	if (!arr) {
+		/* valid JSON that jansson refuses (a number out of its range, deeper nesting
+		 * than it allows) or out of memory: not a list of flags we can read */
+		s->flags_not_array++;
+		return LLM_OK;
+	}
+	enum llm_err e = LLM_OK;
+	size_t k = json_array_size(arr);
+	s->flagged += k > 0;
+	s->nflags += k;
+	for (size_t i = 0; !e && i < k; i++)
+		e = add_flag(s, json_array_get(arr, i), seq);
+	json_decref(arr);
+	return e;
+}
+
+/* A field of one of the roles (flags, cluster id, duplicate mark, split). */
+static enum llm_err add_role(struct llm_stats *s, const struct field *f,
+			     const struct llm_json_member *m, uint64_t seq)
+{
+	enum llm_err e = LLM_OK;
+	const char *p;
+	size_t n;
+	if (f->role & ROLE_FLAGS)
+		e = add_flags(s, m, seq);
+	if (!e && (f->role & ROLE_CLUSTER) && m->type != LLM_JSON_NULL &&
+	    !(e = value_name(m, &s->keybuf, &p, &n)))
+		e = cluster_add(&s->clusters, p, n, m->type == LLM_JSON_STRING ? SEED1 : SEED2);
+	if (!e && (f->role & ROLE_DUPLICATE)) {
+		s->dup_present++;
+		s->dup_marked += m->type == LLM_JSON_TRUE;
+	}
+	if (!e && (f->role & ROLE_SPLIT) && m->type != LLM_JSON_NULL &&
+	    !(e = value_name(m, &s->keybuf, &p, &n)) &&
+	    !(e = names_find(&s->splits, p, n, n, &s->rec_split))) {
+		s->split_records++;
+		name_count(s->rec_split, seq);
+	}
+	return e;
+}
+
 static enum llm_err add_string(struct llm_stats *s, struct field *f,
 			       const struct llm_json_member *m)
 {
@@ -950,6 +1459,10 @@ static enum llm_err add_string(struct llm_stats *s, struct field *f,
 			}
 		}
 		s->dominant[best]++;
+		s->text_seq = s->records;
+		s->text_chars = ms.chars;
+		if (s->ntok && (e = add_tokens(s, p, n, &ms)))
+			return e;
 	} else {
 		measure_string(s->classes, (const unsigned char *)p, n, false, &ms);
 	}
@@ -971,6 +1484,7 @@ enum llm_err llm_stats_add(struct llm_stats *s, const struct llm_record *rec)
 		return LLM_OK;
 	}
 	uint64_t seq = ++s->records;
+	s->rec_split = NULL;
 	enum llm_err e = dup_add(&s->dup_records, rec->text, rec->len);
 	for (size_t i = 0; !e && i < rec->fields.n; i++) {
 		const struct llm_json_member *m = &rec->fields.m[i];
@@ -988,7 +1502,12 @@ enum llm_err llm_stats_add(struct llm_stats *s, const struct llm_record *rec)
 		f->types[type_slot[m->type]]++;
 		if (m->type == LLM_JSON_STRING && (f->measured || f->is_text) && !f->other)
 			e = add_string(s, f, m);
+		if (f->role && !e)
+			e = add_role(s, f, m, seq);
 	}
+	/* the text's length by split, whichever of the two fields came first */
+	if (s->rec_split && s->text_seq == seq && !e)
+		e = hist_add(&s->rec_split->chars, s->text_chars);
 	return e;
 }
 
@@ -1203,6 +1722,209 @@ static json_t *scripts_report(const struct llm_stats *s)
 	return o;
 }
 
+/* The entries of t ordered by occurrences, most first; ties keep first-seen order.  The
+ * caller frees the result; NULL when out of memory (or when t is empty). */
+static uint32_t *names_order(const struct names *t)
+{
+	uint32_t *idx = t->n ? malloc(t->n * sizeof *idx) : NULL;
+	for (uint32_t i = 0; idx && i < t->n; i++) {
+		uint32_t j = i;
+		while (j > 0 && t->e[idx[j - 1]].n < t->e[i].n) {
+			idx[j] = idx[j - 1];
+			j--;
+		}
+		idx[j] = i;
+	}
+	return idx;
+}
+
+/* A flag kind, or a kind and name, as an object {"kind", ["name"], "flags", "records"}. */
+static json_t *flag_entry(const struct name_entry *x, bool two)
+{
+	json_t *o = json_object();
+	bool ok = o && put(o, "kind", name_string(x->name, x->first));
+	if (ok && two)
+		ok = put(o, "name", name_string(x->name + x->first, x->len - x->first));
+	ok = ok && put(o, "flags", count(x->n)) && put(o, "records", count(x->records));
+	if (!ok) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *flag_list(const struct names *t, bool two)
+{
+	json_t *arr = json_array();
+	uint32_t *idx = names_order(t);
+	bool ok = arr && (idx || !t->n);
+	for (uint32_t i = 0; ok && i < t->n; i++)
+		ok = !json_array_append_new(arr, flag_entry(&t->e[idx[i]], two));
+	if (ok && t->other.n) {
+		struct name_entry other = t->other;
+		other.name = (char *)(two ? OTHER_NAME OTHER_NAME : OTHER_NAME);
+		other.first = (uint32_t)strlen(OTHER_NAME);
+		other.len = two ? 2 * other.first : other.first;
+		ok = !json_array_append_new(arr, flag_entry(&other, two));
+	}
+	free(idx);
+	if (!ok) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+static json_t *flags_report(const struct llm_stats *s)
+{
+	json_t *o = json_object();
+	if (o && put(o, "field", name_string(s->role_name[0], s->role_len[0])) &&
+	    put(o, "records", count(s->flags_present)) && put(o, "flagged", count(s->flagged)) &&
+	    put(o, "flags", count(s->nflags)) && put(o, "not_array", count(s->flags_not_array)) &&
+	    put(o, "by_kind", flag_list(&s->kinds, false)) &&
+	    put(o, "by_name", flag_list(&s->flag_names, true)))
+		return o;
+	json_decref(o);
+	return NULL;
+}
+
+/* The largest clusters (of two records or more): up to LARGEST, largest first, ties in the
+ * order they reached two records. */
+static json_t *largest_report(const struct clusterset *c)
+{
+	uint32_t top[LARGEST], cnt[LARGEST];
+	size_t ntop = 0;
+	for (size_t i = 0; i < c->nnames; i++) {
+		uint32_t k = cluster_slot(c->slot, c->cap, c->names[i].h)->count;
+		if (ntop == LARGEST && k <= cnt[LARGEST - 1])
+			continue;
+		size_t j = ntop < LARGEST ? ntop++ : LARGEST - 1;
+		while (j > 0 && cnt[j - 1] < k) {
+			top[j] = top[j - 1];
+			cnt[j] = cnt[j - 1];
+			j--;
+		}
+		top[j] = (uint32_t)i;
+		cnt[j] = k;
+	}
+	json_t *arr = json_array();
+	bool ok = arr != NULL;
+	for (size_t i = 0; ok && i < ntop; i++) {
+		const struct cname *nm = &c->names[top[i]];
+		json_t *e = json_object();
+		ok = e && !json_array_append_new(arr, e) &&
+		     put(e, "id",
+			 nm->len == UINT32_MAX ? json_null()
+					       : name_string(c->arena.data + nm->off, nm->len)) &&
+		     put(e, "records", count(cnt[i]));
+	}
+	if (!ok) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+static json_t *clusters_report(const struct llm_stats *s)
+{
+	const struct clusterset *c = &s->clusters;
+	uint64_t multi = 0, in_multi = 0, distinct = c->n;
+	for (size_t i = 0; i < c->cap; i++)
+		if (c->slot[i].count > 1) {
+			multi++;
+			in_multi += c->slot[i].count;
+		}
+	if (c->hll) {
+		/* Past the limit: the number of clusters from the sketch; of the records whose
+		 * id was not kept, those beyond the first of their cluster are in clusters of
+		 * two or more (a lower bound: the first of each such cluster is missed). */
+		double est = hll_estimate(c->hll);
+		uint64_t e = est >= (double)c->records ? c->records : (uint64_t)llround(est);
+		distinct = e > c->n ? e : c->n;
+		uint64_t new_ids = distinct - c->n;
+		if (c->untracked > new_ids)
+			in_multi += c->untracked - new_ids;
+	}
+	json_t *o = json_object();
+	if (o && put(o, "field", name_string(s->role_name[1], s->role_len[1])) &&
+	    put(o, "records", count(c->records)) && put(o, "clusters", count(distinct)) &&
+	    put(o, "multi", count(multi)) && put(o, "in_multi", count(in_multi)) &&
+	    put(o, "largest", largest_report(c)) &&
+	    put(o, "estimated", json_boolean(c->hll != NULL)) &&
+	    put(o, "duplicate_field", name_string(s->role_name[2], s->role_len[2])) &&
+	    put(o, "duplicates", count(s->dup_marked)))
+		return o;
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *split_entry(const struct name_entry *x, uint64_t total)
+{
+	json_t *o = json_object();
+	bool ok = o && put(o, "split", name_string(x->name, x->len)) &&
+		  put(o, "records", count(x->records)) &&
+		  put(o, "fraction", rounded(total ? (double)x->records / (double)total : 0, 1e6));
+	if (ok && x->chars.count)
+		ok = put(o, "chars_p50", count(hist_percentile(&x->chars, 50)));
+	if (!ok) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *splits_report(const struct llm_stats *s)
+{
+	const struct names *t = &s->splits;
+	json_t *o = json_object(), *arr = json_array();
+	uint32_t *idx = names_order(t);
+	bool ok = o && arr && (idx || !t->n) &&
+		  put(o, "field", name_string(s->role_name[3], s->role_len[3])) &&
+		  put(o, "records", count(s->split_records));
+	for (uint32_t i = 0; ok && i < t->n; i++)
+		ok = !json_array_append_new(arr, split_entry(&t->e[idx[i]], s->split_records));
+	if (ok && t->other.n) {
+		struct name_entry other = t->other;
+		other.name = (char *)OTHER_NAME;
+		other.len = other.first = (uint32_t)strlen(OTHER_NAME);
+		ok = !json_array_append_new(arr, split_entry(&other, s->split_records));
+	}
+	free(idx);
+	if (!ok)
+		json_decref(arr);
+	if (!ok || !put(o, "by_split", arr)) { /* put frees arr when it fails */
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *tokens_report(const struct llm_stats *s)
+{
+	json_t *arr = json_array();
+	bool ok = arr != NULL;
+	for (size_t i = 0; ok && i < s->ntok; i++) {
+		const struct tokens *t = &s->tok[i];
+		json_t *o = json_object();
+		ok = o && !json_array_append_new(arr, o) &&
+		     put(o, "name", name_string(t->name, strlen(t->name))) &&
+		     put(o, "records", count(t->per_record.count)) &&
+		     put(o, "tokens", count(t->tokens)) && put(o, "chars", count(t->chars)) &&
+		     put(o, "words", count(t->words)) &&
+		     put(o, "tokens_per_char",
+			 rounded(t->chars ? (double)t->tokens / (double)t->chars : 0, 1e6)) &&
+		     put(o, "tokens_per_word",
+			 rounded(t->words ? (double)t->tokens / (double)t->words : 0, 1e6));
+		if (ok && t->per_record.count)
+			ok = put(o, "per_record", hist_report(&t->per_record));
+	}
+	if (!ok) {
+		json_decref(arr);
+		return NULL;
+	}
+	return arr;
+}
+
 json_t *llm_stats_report(const struct llm_stats *s)
 {
 	json_t *r = json_object(), *reasons = json_object(), *fields = json_array(),
@@ -1241,6 +1963,15 @@ json_t *llm_stats_report(const struct llm_stats *s)
 	     put(dups, "text", dup_report(&s->dup_text));
 	dups = NULL;
 	ok = ok && put(r, "scripts", scripts_report(s));
+	/* What other verbs wrote, only when there is some; tokens only when asked for. */
+	if (ok && s->ntok)
+		ok = put(r, "tokens", tokens_report(s));
+	if (ok && s->flags_present)
+		ok = put(r, "flags", flags_report(s));
+	if (ok && (s->clusters.records || s->dup_present))
+		ok = put(r, "clusters", clusters_report(s));
+	if (ok && s->split_records)
+		ok = put(r, "splits", splits_report(s));
 	json_decref(reasons);
 	json_decref(fields);
 	json_decref(dups);

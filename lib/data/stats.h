@@ -14,7 +14,13 @@
  * of writing systems (scripts) of the letters of the text field, overall and per record by
  * majority.  Percentiles come from log-bucketed histograms: exact below 2048, within 0.4 %
  * above.  Duplicates are counted exactly up to cfg->max_exact_distinct distinct values, then
- * estimated (HyperLogLog) and marked "estimated": true. */
+ * estimated (HyperLogLog) and marked "estimated": true.
+ *
+ * What other verbs wrote into the records is summarized when it is there: the flags array
+ * (redact, filter, decontaminate: flags by kind and by type or rule), the cluster id and
+ * duplicate mark of dedup (clusters, their sizes, the largest), and the split name of split
+ * (records and median text length per split).  Token counts of the text field are measured
+ * for each tokenizer in cfg->tokenizers, and only then: tokenizing is the one costly part. */
 #ifndef LLM_DATA_STATS_H
 #define LLM_DATA_STATS_H
 
@@ -27,12 +33,24 @@
 #include "core/err.h"
 #include "core/jsonl.h"
 
+struct llm_bpe; /* text/bpe.h */
+
 struct llm_stats_config {
 	const char *text_field;   /* for duplicates and the script mix; default "text" */
 	char *const *fields;      /* measure lengths of these fields only; NULL: every string field */
 	size_t nfields;
 	size_t max_fields;        /* distinct top-level fields tracked; 0: 256 (more are counted as "other") */
-	uint64_t max_exact_distinct; /* 0: 2,000,000 */
+	uint64_t max_exact_distinct; /* 0: 2,000,000 (duplicate sets and cluster ids) */
+	const char *flags_field;     /* default "flags" */
+	const char *cluster_field;   /* default "cluster_id" */
+	const char *duplicate_field; /* default "duplicate" */
+	const char *split_field;     /* default "split" */
+	size_t max_names;            /* distinct flag kinds, flag names, splits; 0: 256 */
+	/* Count tokens of the text field with each of these, reported under the matching
+	 * name.  Borrowed: they must outlive the llm_stats, and are used by one thread. */
+	struct llm_bpe *const *tokenizers;
+	const char *const *tokenizer_names;
+	size_t ntokenizers;
 };
 
 struct llm_stats;

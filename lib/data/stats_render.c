@@ -426,6 +426,164 @@ static void text_scripts(struct out *w, const json_t *report, bool color)
 	put(w, "\n");
 }
 
+/* A line of items ("name count, name count, ...") that stops with ", ..." before it would
+ * pass LINE_COLS columns, so a list of any length stays one short line. */
+#define LINE_COLS 100
+
+struct line {
+	struct out *w;
+	size_t col;
+	size_t items;
+	bool full;
+};
+
+/* An item: name (cut to maxw columns), a space, count, then suffix (ASCII). */
+static void line_item(struct line *l, const char *name, size_t len, size_t maxw, uint64_t v,
+		      const char *suffix)
+{
+	if (l->full)
+		return;
+	char cell[NAME_COLS * 4 + 64], digits[32];
+	size_t cw = term_text(name, len, maxw, cell, sizeof cell);
+	fmt_count(v, digits, sizeof digits);
+	size_t width = (l->items ? 2 : 0) + cw + (cw ? 1 : 0) + strlen(digits) + strlen(suffix);
+	if (l->items && l->col + width + 5 > LINE_COLS) {
+		put(l->w, ", ...");
+		l->full = true;
+		return;
+	}
+	putf(l->w, "%s%s%s%s%s", l->items ? ", " : "", cell, cw ? " " : "", digits, suffix);
+	l->col += width;
+	l->items++;
+}
+
+static void text_tokens(struct out *w, const json_t *report, bool color)
+{
+	const json_t *list = get(report, "tokens");
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		const json_t *t = json_array_get(list, i), *d = get(t, "per_record");
+		size_t n;
+		const char *name = str(t, "name", &n);
+		char s[NAME_COLS * 4 + 8];
+		term_text(name, n, 24, s, sizeof s);
+		label(w, color, i ? "" : "tokens");
+		putf(w, "%s ", s);
+		put_count(w, num(t, "tokens"));
+		put(w, " tokens");
+		if (d) {
+			put(w, ", per text p50 ");
+			put_count(w, num(d, "p50"));
+			put(w, " p90 ");
+			put_count(w, num(d, "p90"));
+			put(w, " max ");
+			put_count(w, num(d, "max"));
+		}
+		putf(w, ", %.3f/char, %.3f/word\n", real(t, "tokens_per_char"),
+		     real(t, "tokens_per_word"));
+	}
+}
+
+static void text_flags(struct out *w, const json_t *report, bool color)
+{
+	const json_t *f = get(report, "flags");
+	if (!f)
+		return;
+	uint64_t records = num(report, "records");
+	label(w, color, "flags");
+	size_t start = w->b->len; /* what follows the label is ASCII: a byte a column */
+	put_count(w, num(f, "flagged"));
+	put(w, " records flagged (");
+	put_pct(w, fraction_of(num(f, "flagged"), records));
+	put(w, "), ");
+	put_count(w, num(f, "flags"));
+	put(w, num(f, "flags") == 1 ? " flag" : " flags");
+	if (num(f, "not_array")) {
+		put(w, ", ");
+		put_count(w, num(f, "not_array"));
+		put(w, " not an array");
+	}
+	const json_t *kinds = get(f, "by_kind"), *names = get(f, "by_name");
+	if (json_array_size(kinds))
+		put(w, ": ");
+	struct line l = {w, 12 + (w->b->len - start), 0, false};
+	for (size_t i = 0; i < json_array_size(kinds); i++) {
+		const json_t *e = json_array_get(kinds, i);
+		size_t n;
+		const char *k = str(e, "kind", &n);
+		line_item(&l, k, n, 16, num(e, "flags"), "");
+	}
+	put(w, "\n");
+	if (!json_array_size(names))
+		return;
+	label(w, color, "");
+	l = (struct line){w, 12, 0, false};
+	for (size_t i = 0; i < json_array_size(names); i++) {
+		const json_t *e = json_array_get(names, i);
+		size_t kn, nn;
+		const char *k = str(e, "kind", &kn), *nm = str(e, "name", &nn);
+		char both[256];
+		snprintf(both, sizeof both, "%.*s/%.*s", (int)(kn < 100 ? kn : 100), k,
+			 (int)(nn < 140 ? nn : 140), nm);
+		line_item(&l, both, strlen(both), 40, num(e, "flags"), "");
+	}
+	put(w, "\n");
+}
+
+static void text_clusters(struct out *w, const json_t *report, bool color)
+{
+	const json_t *c = get(report, "clusters");
+	if (!c)
+		return;
+	label(w, color, "clusters");
+	if (num(c, "records")) {
+		put_count(w, num(c, "clusters"));
+		put(w, " in ");
+		put_count(w, num(c, "records"));
+		put(w, " records, ");
+		put_count(w, num(c, "in_multi"));
+		put(w, " records in ");
+		put_count(w, num(c, "multi"));
+		put(w, " clusters of 2+, ");
+	}
+	put_count(w, num(c, "duplicates"));
+	put(w, " marked duplicate");
+	if (json_is_true(get(c, "estimated")))
+		put(w, ", estimated");
+	put(w, "\n");
+	const json_t *largest = get(c, "largest");
+	if (!json_array_size(largest))
+		return;
+	label(w, color, "");
+	put(w, "largest: ");
+	struct line l = {w, 21, 0, false};
+	for (size_t i = 0; i < json_array_size(largest); i++) {
+		const json_t *e = json_array_get(largest, i);
+		size_t n;
+		const char *id = str(e, "id", &n);
+		line_item(&l, id, n, 20, num(e, "records"), "");
+	}
+	put(w, "\n");
+}
+
+static void text_splits(struct out *w, const json_t *report, bool color)
+{
+	const json_t *sp = get(report, "splits"), *list = get(sp, "by_split");
+	if (!sp)
+		return;
+	label(w, color, "splits");
+	struct line l = {w, 12, 0, false};
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		const json_t *e = json_array_get(list, i);
+		size_t n;
+		const char *name = str(e, "split", &n);
+		char p[16], pct[24];
+		fmt_pct(real(e, "fraction"), p, sizeof p);
+		snprintf(pct, sizeof pct, " (%s)", p);
+		line_item(&l, name, n, 20, num(e, "records"), pct);
+	}
+	put(w, "\n");
+}
+
 enum llm_err llm_stats_render_text(const json_t *report, bool color, struct llm_buf *b)
 {
 	if (!json_is_object(report))
@@ -456,6 +614,10 @@ enum llm_err llm_stats_render_text(const json_t *report, bool color, struct llm_
 	put(&w, "\n");
 	text_duplicates(&w, report, color);
 	text_scripts(&w, report, color);
+	text_tokens(&w, report, color);
+	text_flags(&w, report, color);
+	text_clusters(&w, report, color);
+	text_splits(&w, report, color);
 	put(&w, "\n");
 
 	size_t nf = nfields(report);
@@ -625,6 +787,7 @@ static const char page_css[] =
 	"th{color:var(--muted);font-weight:600;position:sticky;top:0;background:var(--card)}\n"
 	"th:first-child,td:first-child{text-align:left;white-space:normal;word-break:break-all}\n"
 	"td.l{text-align:left}\n"
+	".gap{margin-top:14px}\n"
 	"footer{color:var(--muted);font-size:12px;margin-top:24px}\n";
 /* clang-format on */
 
@@ -783,12 +946,21 @@ static double bin_pos(const json_t *bins, uint64_t v)
 	return 0;
 }
 
-static void html_histogram(struct out *w, const json_t *f)
+/* How a distribution chart is labelled: the heading, what is counted ("length in
+ * characters", "strings"), the unit in bar tips and under the axis. */
+struct dist_labels {
+	const char *name;
+	size_t name_len;
+	const char *what, *items, *unit, *axis, *aria;
+};
+
+/* A histogram of a distribution D, with markers at p50 and p90; empty, when not NULL, is the
+ * object whose "empty" count is shown beneath. */
+static void html_dist(struct out *w, const json_t *chars, const struct dist_labels *lb,
+		      const json_t *empty)
 {
-	const json_t *chars = get(get(f, "length"), "chars");
 	const json_t *bins = get(chars, "histogram");
-	size_t nb = json_array_size(bins), n;
-	const char *name = str(f, "name", &n);
+	size_t nb = json_array_size(bins);
 	if (!nb)
 		return;
 	/* Bars of equal width (the bins are log-spaced), at most 28 wide, centred. */
@@ -802,11 +974,12 @@ static void html_histogram(struct out *w, const json_t *f)
 		if (num(json_array_get(bins, k), "count") > cmax)
 			cmax = num(json_array_get(bins, k), "count");
 	put(w, "<div class=\"hist\"><h3>");
-	put_esc(w, name, n);
-	put(w, "</h3><div class=\"note\">length in characters, ");
+	put_esc(w, lb->name, lb->name_len);
+	putf(w, "</h3><div class=\"note\">%s, ", lb->what);
 	put_count(w, num(chars, "count"));
-	put(w, " strings, log scale</div>\n");
-	put(w, "<svg viewBox=\"0 0 360 172\" role=\"img\" aria-label=\"histogram of lengths\">\n");
+	putf(w, " %s, log scale</div>\n", lb->items);
+	putf(w, "<svg viewBox=\"0 0 360 172\" role=\"img\" aria-label=\"histogram of %s\">\n",
+	     lb->aria);
 	putf(w, "<line class=\"axis\" x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\" y2=\"%.0f\"/>", x0, y1,
 	     x1, y1);
 	putf(w, "<line class=\"axis\" x1=\"%.2f\" y1=\"%.0f\" x2=\"%.2f\" y2=\"%.0f\"/>\n", x0, y0,
@@ -829,7 +1002,7 @@ static void html_histogram(struct out *w, const json_t *f)
 			put(w, "&#8211;");
 			put_count(w, num(b, "hi") - 1);
 		}
-		put(w, " chars: ");
+		putf(w, " %s: ", lb->unit);
 		put_count(w, c);
 		put(w, "</title></rect>\n");
 	}
@@ -878,8 +1051,8 @@ static void html_histogram(struct out *w, const json_t *f)
 		put_count(w, num(chars, "p90"));
 		put(w, "</text>");
 	}
-	putf(w, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">characters</text>\n",
-	     (left + right) / 2, y1 + 31);
+	putf(w, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n",
+	     (left + right) / 2, y1 + 31, lb->axis);
 	put(w, "</svg>\n<div class=\"stats\">min ");
 	put_count(w, num(chars, "min"));
 	put(w, " &middot; p50 ");
@@ -892,11 +1065,19 @@ static void html_histogram(struct out *w, const json_t *f)
 	put_count(w, num(chars, "max"));
 	put(w, " &middot; mean ");
 	put_mean(w, real(chars, "mean"));
-	if (get(f, "empty")) {
+	if (get(empty, "empty")) {
 		put(w, " &middot; empty ");
-		put_count(w, num(f, "empty"));
+		put_count(w, num(empty, "empty"));
 	}
 	put(w, "</div></div>\n");
+}
+
+static void html_histogram(struct out *w, const json_t *f)
+{
+	struct dist_labels lb = {.what = "length in characters", .items = "strings",
+				 .unit = "chars", .axis = "characters", .aria = "lengths"};
+	lb.name = str(f, "name", &lb.name_len);
+	html_dist(w, get(get(f, "length"), "chars"), &lb, f);
 }
 
 static void html_lengths(struct out *w, const json_t *report)
@@ -913,9 +1094,35 @@ static void html_lengths(struct out *w, const json_t *report)
 	put(w, "</div></section>\n");
 }
 
-/* A bar of 100 % split into the parts of list (objects with "script" and count key). */
-static void html_stacked(struct out *w, const json_t *list, const char *key, uint64_t total,
-			 const char *what)
+/* The colour of part i of a bar, named name. */
+typedef const char *colour_fn(const char *name, size_t i);
+
+static const char *colour_of_script(const char *name, size_t i)
+{
+	(void)i;
+	return script_colour(name);
+}
+
+/* Splits: the usual three always in the same colours, then a palette; "(other)" grey. */
+static const char *colour_of_split(const char *name, size_t i)
+{
+	static const char *const palette[] = {"#7c3aed", "#0d9488", "#dc2626",
+					      "#8e44ad", "#f3a712", "#29335c"};
+	if (!strcmp(name, "train"))
+		return "#2f6fde";
+	if (!strcmp(name, "val") || !strcmp(name, "validation"))
+		return "#d97706";
+	if (!strcmp(name, "test"))
+		return "#16a34a";
+	if (!strcmp(name, "(other)"))
+		return "#9aa5b1";
+	return palette[i % (sizeof palette / sizeof palette[0])];
+}
+
+/* A bar of 100 % split into the parts of list: objects with a name (name_key) and a count
+ * (key), coloured by colour. */
+static void html_stacked_by(struct out *w, const json_t *list, const char *name_key,
+			    const char *key, uint64_t total, const char *what, colour_fn *colour)
 {
 	double x = 0;
 	put(w, "<svg viewBox=\"0 0 1000 30\" preserveAspectRatio=\"none\" role=\"img\" "
@@ -923,10 +1130,10 @@ static void html_stacked(struct out *w, const json_t *list, const char *key, uin
 	for (size_t i = 0; i < json_array_size(list); i++) {
 		const json_t *e = json_array_get(list, i);
 		size_t n;
-		const char *name = str(e, "script", &n);
+		const char *name = str(e, name_key, &n);
 		double wd = 1000 * fraction_of(num(e, key), total);
 		putf(w, "<rect x=\"%.2f\" y=\"0\" width=\"%.2f\" height=\"30\" fill=\"%s\"><title>",
-		     x, wd, script_colour(name));
+		     x, wd, colour(name, i));
 		put_esc(w, name, n);
 		put(w, ": ");
 		put_count(w, num(e, key));
@@ -939,9 +1146,8 @@ static void html_stacked(struct out *w, const json_t *list, const char *key, uin
 	for (size_t i = 0; i < json_array_size(list); i++) {
 		const json_t *e = json_array_get(list, i);
 		size_t n;
-		const char *name = str(e, "script", &n);
-		putf(w, "<li><span class=\"sw\" style=\"background:%s\"></span>",
-		     script_colour(name));
+		const char *name = str(e, name_key, &n);
+		putf(w, "<li><span class=\"sw\" style=\"background:%s\"></span>", colour(name, i));
 		put_esc(w, name, n);
 		put(w, " ");
 		put_pct_html(w, fraction_of(num(e, key), total));
@@ -950,6 +1156,13 @@ static void html_stacked(struct out *w, const json_t *list, const char *key, uin
 		put(w, ")</span></li>");
 	}
 	put(w, "</ul>\n");
+}
+
+/* The same for a list of scripts. */
+static void html_stacked(struct out *w, const json_t *list, const char *key, uint64_t total,
+			 const char *what)
+{
+	html_stacked_by(w, list, "script", key, total, what, colour_of_script);
 }
 
 static void html_scripts(struct out *w, const json_t *report)
@@ -986,6 +1199,250 @@ static void html_td_count(struct out *w, const json_t *o, const char *k)
 	if (get(o, k))
 		put_count(w, num(o, k));
 	put(w, "</td>");
+}
+
+/* A ratio with three decimals (0.240), for the token rates. */
+static void put_ratio(struct out *w, double v)
+{
+	putf(w, "%.3f", v >= 0 && v < 1e9 ? v : 0.0);
+}
+
+static void html_tokens(struct out *w, const json_t *report)
+{
+	const json_t *list = get(report, "tokens");
+	if (!json_array_size(list))
+		return;
+	size_t tl;
+	const char *tf = str(report, "text_field", &tl);
+	put(w, "<section><h2>Tokens in <code>");
+	put_esc(w, tf, tl);
+	put(w, "</code></h2>\n<div class=\"grid\">\n");
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		const json_t *t = json_array_get(list, i), *d = get(t, "per_record");
+		struct dist_labels lb = {.what = "tokens per text",
+					 .items = "texts",
+					 .unit = "tokens",
+					 .axis = "tokens",
+					 .aria = "token counts"};
+		lb.name = str(t, "name", &lb.name_len);
+		if (json_array_size(get(d, "histogram"))) {
+			html_dist(w, d, &lb, NULL);
+		} else {
+			put(w, "<div class=\"hist\"><h3>");
+			put_esc(w, lb.name, lb.name_len);
+			put(w, "</h3><div class=\"note\">no texts</div></div>\n");
+		}
+	}
+	put(w,
+	    "</div>\n<div class=\"scroll gap\"><table>\n<thead><tr><th>encoding</th><th>texts</th>"
+	    "<th>tokens</th><th>per text p50</th><th>p90</th><th>max</th><th>mean</th>"
+	    "<th>tokens per char</th><th>tokens per word</th><th>chars per token</th>"
+	    "</tr></thead>\n<tbody>\n");
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		const json_t *t = json_array_get(list, i), *d = get(t, "per_record");
+		size_t n;
+		const char *name = str(t, "name", &n);
+		put(w, "<tr><td><code>");
+		put_esc(w, name, n);
+		put(w, "</code></td>");
+		html_td_count(w, t, "records");
+		html_td_count(w, t, "tokens");
+		html_td_count(w, d, "p50");
+		html_td_count(w, d, "p90");
+		html_td_count(w, d, "max");
+		put(w, "<td>");
+		if (d)
+			put_mean(w, real(d, "mean"));
+		put(w, "</td><td>");
+		put_ratio(w, real(t, "tokens_per_char"));
+		put(w, "</td><td>");
+		put_ratio(w, real(t, "tokens_per_word"));
+		put(w, "</td><td>");
+		if (num(t, "tokens"))
+			put_ratio(w, (double)num(t, "chars") / (double)num(t, "tokens"));
+		put(w, "</td></tr>\n");
+	}
+	put(w, "</tbody></table></div>\n<p class=\"note\">Special tokens in the text count as "
+	       "text, as tiktoken's encode_ordinary does.</p></section>\n");
+}
+
+/* Horizontal bars, one per entry of list: its label (label_key, and name_key after it when
+ * given), a bar as long as its count of key against the largest, and the numbers. */
+static void html_bars(struct out *w, const json_t *list, const char *label_key,
+		      const char *name_key, size_t max_rows, const char *aria)
+{
+	size_t rows = json_array_size(list);
+	if (rows > max_rows)
+		rows = max_rows;
+	uint64_t top = 1;
+	for (size_t i = 0; i < rows; i++)
+		if (num(json_array_get(list, i), "flags") > top)
+			top = num(json_array_get(list, i), "flags");
+	const double label_w = 380, bar_x = 390, bar_w = 270, row_h = 22;
+	putf(w, "<svg viewBox=\"0 0 760 %.0f\" role=\"img\" aria-label=\"%s\">\n",
+	     (double)rows * row_h + 6, aria);
+	for (size_t i = 0; i < rows; i++) {
+		const json_t *e = json_array_get(list, i);
+		size_t kn, nn = 0;
+		const char *k = str(e, label_key, &kn), *nm = name_key ? str(e, name_key, &nn) : "";
+		double y = 3 + (double)i * row_h,
+		       len = bar_w * (double)num(e, "flags") / (double)top;
+		put(w, "<g><title>");
+		put_esc(w, k, kn);
+		if (name_key) {
+			put(w, " ");
+			put_esc(w, nm, nn);
+		}
+		put(w, ": ");
+		put_count(w, num(e, "flags"));
+		put(w, " flags in ");
+		put_count(w, num(e, "records"));
+		put(w, " records</title>");
+		putf(w, "<text class=\"name\" x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">", label_w,
+		     y + 14);
+		if (name_key) {
+			put_esc_short(w, k, kn, 14);
+			put(w, " &#183; ");
+			put_esc_short(w, nm, nn, 42);
+		} else {
+			put_esc_short(w, k, kn, 40);
+		}
+		putf(w,
+		     "</text><rect class=\"track\" x=\"%.0f\" y=\"%.1f\" width=\"%.0f\" "
+		     "height=\"12\" rx=\"3\"/><rect class=\"bar\" x=\"%.0f\" y=\"%.1f\" "
+		     "width=\"%.2f\" height=\"12\" rx=\"3\"/>",
+		     bar_x, y + 4, bar_w, bar_x, y + 4, len < 1 && num(e, "flags") ? 1 : len);
+		putf(w, "<text x=\"%.0f\" y=\"%.1f\">", bar_x + bar_w + 8, y + 14);
+		put_count(w, num(e, "flags"));
+		put(w, "</text></g>\n");
+	}
+	put(w, "</svg>\n");
+}
+
+static void html_flags(struct out *w, const json_t *report)
+{
+	const json_t *f = get(report, "flags");
+	if (!f)
+		return;
+	size_t fl;
+	const char *field = str(f, "field", &fl);
+	const json_t *kinds = get(f, "by_kind"), *names = get(f, "by_name");
+	put(w, "<section><h2>Flags in <code>");
+	put_esc(w, field, fl);
+	put(w, "</code></h2>\n<p class=\"note\">");
+	put_count(w, num(f, "flagged"));
+	put(w, " records flagged (");
+	put_pct_html(w, fraction_of(num(f, "flagged"), num(report, "records")));
+	put(w, " of all), ");
+	put_count(w, num(f, "flags"));
+	put(w, " flags");
+	if (num(f, "not_array")) {
+		put(w, "; ");
+		put_count(w, num(f, "not_array"));
+		put(w, " records where the field is not an array of flags");
+	}
+	put(w, "</p>\n");
+	if (json_array_size(kinds)) {
+		put(w, "<h3>By kind</h3>\n");
+		html_bars(w, kinds, "kind", NULL, 30, "flags by kind");
+	}
+	if (json_array_size(names)) {
+		put(w, "<h3 class=\"gap\">By kind and type or rule</h3>\n");
+		html_bars(w, names, "kind", "name", 30, "flags by kind and name");
+		if (json_array_size(names) > 30) {
+			put(w, "<p class=\"note\">");
+			put_count(w, json_array_size(names) - 30);
+			put(w, " more in the JSON report.</p>\n");
+		}
+	}
+	put(w, "</section>\n");
+}
+
+static void html_clusters(struct out *w, const json_t *report)
+{
+	const json_t *c = get(report, "clusters");
+	if (!c)
+		return;
+	const json_t *largest = get(c, "largest");
+	size_t fl, dl;
+	const char *field = str(c, "field", &fl), *dfield = str(c, "duplicate_field", &dl);
+	bool est = json_is_true(get(c, "estimated"));
+	put(w, "<section><h2>Clusters</h2>\n<div class=\"cards\">\n");
+	if (num(c, "records")) {
+		card_begin(w, "Clusters", num(c, "clusters"), false);
+		put(w, "distinct <code>");
+		put_esc(w, field, fl);
+		put(w, "</code> in ");
+		put_count(w, num(c, "records"));
+		put(w, est ? " records, estimated" : " records");
+		card_end(w);
+		card_begin(w, "In clusters of 2+", num(c, "in_multi"), false);
+		put(w, "records (");
+		put_pct_html(w, fraction_of(num(c, "in_multi"), num(c, "records")));
+		put(w, ") in ");
+		put_count(w, num(c, "multi"));
+		put(w, " clusters");
+		card_end(w);
+		uint64_t big = json_array_size(largest) ? num(json_array_get(largest, 0), "records")
+							: (num(c, "clusters") ? 1 : 0);
+		card_begin(w, "Largest cluster", big, false);
+		put(w, "records");
+		card_end(w);
+	}
+	card_begin(w, "Marked duplicate", num(c, "duplicates"), false);
+	put(w, "records with <code>");
+	put_esc(w, dfield, dl);
+	put(w, "</code> true");
+	card_end(w);
+	put(w, "</div>\n");
+	if (json_array_size(largest)) {
+		put(w, "<h3 class=\"gap\">Largest clusters</h3>\n<table><thead><tr><th>");
+		put_esc(w, field, fl);
+		put(w, "</th><th>records</th></tr></thead><tbody>\n");
+		for (size_t i = 0; i < json_array_size(largest); i++) {
+			const json_t *e = json_array_get(largest, i);
+			size_t n;
+			const char *id = str(e, "id", &n);
+			put(w, "<tr><td><code>");
+			put_esc(w, id, n);
+			put(w, "</code></td>");
+			html_td_count(w, e, "records");
+			put(w, "</tr>\n");
+		}
+		put(w, "</tbody></table>\n");
+	}
+	put(w, "</section>\n");
+}
+
+static void html_splits(struct out *w, const json_t *report)
+{
+	const json_t *sp = get(report, "splits"), *list = get(sp, "by_split");
+	if (!sp)
+		return;
+	size_t fl;
+	const char *field = str(sp, "field", &fl);
+	put(w, "<section><h2>Splits in <code>");
+	put_esc(w, field, fl);
+	put(w, "</code></h2>\n");
+	html_stacked_by(w, list, "split", "records", num(sp, "records"), "records",
+			colour_of_split);
+	put(w, "<table class=\"gap\"><thead><tr><th>split</th><th>records</th><th>%</th>"
+	       "<th>text chars p50</th></tr></thead><tbody>\n");
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		const json_t *e = json_array_get(list, i);
+		size_t n;
+		const char *name = str(e, "split", &n);
+		put(w, "<tr><td><code>");
+		put_esc(w, name, n);
+		put(w, "</code></td>");
+		html_td_count(w, e, "records");
+		put(w, "<td>");
+		put_pct_html(w, real(e, "fraction"));
+		put(w, "</td>");
+		html_td_count(w, e, "chars_p50");
+		put(w, "</tr>\n");
+	}
+	put(w, "</tbody></table></section>\n");
 }
 
 static void html_table(struct out *w, const json_t *report)
@@ -1088,7 +1545,11 @@ enum llm_err llm_stats_render_html(const json_t *report, const char *title, stru
 	html_cards(&w, report);
 	html_presence(&w, report);
 	html_lengths(&w, report);
+	html_tokens(&w, report);
 	html_scripts(&w, report);
+	html_flags(&w, report);
+	html_clusters(&w, report);
+	html_splits(&w, report);
 	html_table(&w, report);
 	html_bad(&w, report);
 	put(&w, "<footer>Made by llm-prep stats from its JSON report; no scripts, nothing fetched."

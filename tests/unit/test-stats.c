@@ -14,6 +14,7 @@
 
 #include "core/json.h"
 #include "data/stats.h"
+#include "text/bpe.h"
 
 /* --- helpers -------------------------------------------------------------------------------- */
 
@@ -765,6 +766,309 @@ static void test_no_text_field_means_no_scripts(void **state)
 	json_decref(r);
 }
 
+/* --- what other verbs wrote: flags, clusters, splits; and tokens ----------------------------- */
+
+/* The report of lines under cfg. */
+static json_t *report_with(const struct llm_stats_config *cfg, const char *const *lines, size_t n)
+{
+	struct llm_stats *s = new_stats(cfg);
+	for (size_t i = 0; i < n; i++)
+		add(s, lines[i]);
+	json_t *r = llm_stats_report(s);
+	llm_stats_free(s);
+	assert_non_null(r);
+	return r;
+}
+
+static void test_no_new_sections_without_their_fields(void **state)
+{
+	(void)state;
+	json_t *r = REPORT("{\"text\":\"a\",\"flag\":[1],\"cluster\":1,\"splits\":\"x\"}");
+	assert_null(json_object_get(r, "tokens"));
+	assert_null(json_object_get(r, "flags"));
+	assert_null(json_object_get(r, "clusters"));
+	assert_null(json_object_get(r, "splits"));
+	json_decref(r);
+}
+
+static void test_flags_by_kind_and_name(void **state)
+{
+	(void)state;
+	json_t *r = REPORT(
+	    "{\"text\":\"a\",\"flags\":[{\"kind\":\"pii\",\"type\":\"email\",\"span\":[0,1]},"
+	    "{\"kind\":\"pii\",\"type\":\"email\"},{\"kind\":\"pii\",\"type\":\"phone\"}]}",
+	    "{\"flags\":[{\"kind\":\"quality\",\"rule\":\"c4.lorem_ipsum\",\"type\":\"x\"},"
+	    "{\"kind\":\"pii\",\"type\":\"ip\\u005faddress\"}]}",
+	    "{\"flags\":[]}", "{\"flags\":[ ]}", "{\"flags\":null}", "{\"text\":\"b\"}",
+	    "{\"flags\":[\"injection\",{\"type\":\"orphan\"},{\"kind\":\"quality\"},7]}",
+	    "{\"flags\":[{\"kind\":\"pii\",\"type\":\"email\"}],\"flags\":[\"second\"]}");
+	assert_int_equal(num(r, "flags/records"), 7);
+	assert_int_equal(num(r, "flags/flagged"), 4);
+	assert_int_equal(num(r, "flags/flags"), 10);
+	assert_int_equal(num(r, "flags/not_array"), 1);
+	assert_string_equal(str(r, "flags/field"), "flags");
+	/* kinds: pii 5 flags in 3 records, then by first seen: quality 2, injection 1, (none) 2 */
+	assert_int_equal(json_array_size(at(r, "flags/by_kind")), 4);
+	assert_string_equal(str(r, "flags/by_kind/0/kind"), "pii");
+	assert_int_equal(num(r, "flags/by_kind/0/flags"), 5);
+	assert_int_equal(num(r, "flags/by_kind/0/records"), 3);
+	assert_string_equal(str(r, "flags/by_kind/1/kind"), "quality");
+	assert_int_equal(num(r, "flags/by_kind/1/flags"), 2);
+	assert_int_equal(num(r, "flags/by_kind/1/records"), 2);
+	assert_string_equal(str(r, "flags/by_kind/2/kind"), "(none)");
+	assert_int_equal(num(r, "flags/by_kind/2/flags"), 2);
+	assert_int_equal(num(r, "flags/by_kind/2/records"), 1);
+	assert_string_equal(str(r, "flags/by_kind/3/kind"), "injection");
+	/* names: the rule before the type; escapes decoded */
+	assert_int_equal(json_array_size(at(r, "flags/by_name")), 5);
+	assert_string_equal(str(r, "flags/by_name/0/name"), "email");
+	assert_int_equal(num(r, "flags/by_name/0/flags"), 3);
+	assert_int_equal(num(r, "flags/by_name/0/records"), 2);
+	assert_string_equal(str(r, "flags/by_name/1/name"), "phone");
+	assert_string_equal(str(r, "flags/by_name/2/kind"), "quality");
+	assert_string_equal(str(r, "flags/by_name/2/name"), "c4.lorem_ipsum");
+	assert_string_equal(str(r, "flags/by_name/3/name"), "ip_address");
+	assert_string_equal(str(r, "flags/by_name/4/kind"), "(none)");
+	assert_string_equal(str(r, "flags/by_name/4/name"), "orphan");
+	json_decref(r);
+}
+
+static void test_flag_names_past_the_limit_go_to_other(void **state)
+{
+	(void)state;
+	struct llm_stats_config cfg = {.max_names = 2, .flags_field = "f"};
+	json_t *r = report_with(
+	    &cfg,
+	    (const char *const[]){
+		"{\"f\":[{\"kind\":\"a\",\"type\":\"1\"},{\"kind\":\"b\",\"type\":\"2\"}]}",
+		"{\"f\":[{\"kind\":\"c\",\"type\":\"3\"},{\"kind\":\"d\",\"type\":\"4\"},"
+		"{\"kind\":\"a\",\"type\":\"1\"}]}",
+	    },
+	    2);
+	assert_string_equal(str(r, "flags/field"), "f");
+	assert_int_equal(json_array_size(at(r, "flags/by_kind")), 3);
+	assert_string_equal(str(r, "flags/by_kind/0/kind"), "a");
+	assert_int_equal(num(r, "flags/by_kind/0/flags"), 2);
+	assert_string_equal(str(r, "flags/by_kind/2/kind"), "(other)");
+	assert_int_equal(num(r, "flags/by_kind/2/flags"), 2);
+	assert_int_equal(num(r, "flags/by_kind/2/records"), 1);
+	assert_string_equal(str(r, "flags/by_name/2/kind"), "(other)");
+	assert_string_equal(str(r, "flags/by_name/2/name"), "(other)");
+	assert_int_equal(num(r, "flags/by_name/2/flags"), 2);
+	json_decref(r);
+}
+
+static void test_clusters_sizes_largest_and_duplicates(void **state)
+{
+	(void)state;
+	json_t *r = REPORT("{\"cluster_id\":\"a\"}", "{\"cluster_id\":\"b\",\"duplicate\":false}",
+			   "{\"cluster_id\":\"c\"}", "{\"cluster_id\":\"b\",\"duplicate\":true}",
+			   "{\"cluster_id\":\"\\u0062\",\"duplicate\":true}",
+			   "{\"cluster_id\":\"a\",\"duplicate\":true}", "{\"cluster_id\":null}",
+			   "{\"cluster_id\":3}", "{\"cluster_id\":\"3\"}", "{\"cluster_id\":3}",
+			   "{\"other\":1}");
+	assert_int_equal(num(r, "clusters/records"), 9); /* not the null */
+	assert_int_equal(num(r, "clusters/clusters"), 5); /* a b c 3 "3" */
+	assert_int_equal(num(r, "clusters/multi"), 3);
+	assert_int_equal(num(r, "clusters/in_multi"), 7);
+	assert_true(json_is_false(at(r, "clusters/estimated")));
+	assert_int_equal(json_array_size(at(r, "clusters/largest")), 3);
+	assert_string_equal(str(r, "clusters/largest/0/id"), "b");
+	assert_int_equal(num(r, "clusters/largest/0/records"), 3);
+	assert_string_equal(str(r, "clusters/largest/1/id"), "a"); /* reached two before 3 */
+	assert_string_equal(str(r, "clusters/largest/2/id"), "3");
+	assert_int_equal(num(r, "clusters/largest/2/records"), 2);
+	assert_int_equal(num(r, "clusters/duplicates"), 3);
+	assert_string_equal(str(r, "clusters/duplicate_field"), "duplicate");
+	json_decref(r);
+	/* the mark alone is enough for the section */
+	r = REPORT("{\"duplicate\":true}", "{\"duplicate\":1}");
+	assert_int_equal(num(r, "clusters/records"), 0);
+	assert_int_equal(num(r, "clusters/duplicates"), 1);
+	json_decref(r);
+}
+
+static void test_largest_keeps_the_ten_biggest(void **state)
+{
+	(void)state;
+	struct llm_stats *s = new_stats(NULL);
+	char line[64];
+	/* cluster k has k records, k = 1..15 */
+	for (int k = 1; k <= 15; k++)
+		for (int j = 0; j < k; j++) {
+			snprintf(line, sizeof line, "{\"cluster_id\":\"c%d\"}", k);
+			add(s, line);
+		}
+	json_t *r = llm_stats_report(s);
+	llm_stats_free(s);
+	assert_int_equal(num(r, "clusters/records"), 120);
+	assert_int_equal(num(r, "clusters/clusters"), 15);
+	assert_int_equal(num(r, "clusters/multi"), 14);
+	assert_int_equal(num(r, "clusters/in_multi"), 119);
+	assert_int_equal(json_array_size(at(r, "clusters/largest")), 10);
+	assert_string_equal(str(r, "clusters/largest/0/id"), "c15");
+	assert_int_equal(num(r, "clusters/largest/9/records"), 6);
+	json_decref(r);
+}
+
+static void test_clusters_estimated_past_the_exact_limit(void **state)
+{
+	(void)state;
+	struct llm_stats_config cfg = {.max_exact_distinct = 1000};
+	struct llm_stats *s = new_stats(&cfg);
+	char line[64];
+	/* 5000 clusters of two records, in two passes; the first is the largest */
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 5000; i++) {
+			snprintf(line, sizeof line, "{\"cluster_id\":\"k%d\"}", i);
+			add(s, line);
+		}
+	add(s, "{\"cluster_id\":\"k0\"}");
+	json_t *r = llm_stats_report(s);
+	llm_stats_free(s);
+	assert_true(json_is_true(at(r, "clusters/estimated")));
+	assert_int_equal(num(r, "clusters/records"), 10001);
+	long long d = num(r, "clusters/clusters");
+	assert_true(d > 4850 && d < 5150);
+	assert_int_equal(num(r, "clusters/multi"), 1000); /* those tracked exactly */
+	long long in = num(r, "clusters/in_multi");
+	assert_true(in >= 2001 + 4000 - 150 && in <= 10001); /* a lower bound */
+	assert_string_equal(str(r, "clusters/largest/0/id"), "k0");
+	assert_int_equal(num(r, "clusters/largest/0/records"), 3);
+	json_decref(r);
+}
+
+static void test_splits_with_the_median_text_length(void **state)
+{
+	(void)state;
+	json_t *r = REPORT("{\"split\":\"train\",\"text\":\"abc\"}",
+			   "{\"text\":\"abcde\",\"split\":\"train\"}",
+			   "{\"text\":\"abcdefg\",\"split\":\"train\"}",
+			   "{\"split\":\"val\",\"text\":\"\\u00e9\"}", "{\"split\":\"test\"}",
+			   "{\"split\":\"val\",\"text\":7}", "{\"split\":null}",
+			   "{\"split\":2,\"text\":\"xy\"}", "{\"text\":\"no split\"}");
+	assert_string_equal(str(r, "splits/field"), "split");
+	assert_int_equal(num(r, "splits/records"), 7);
+	assert_int_equal(json_array_size(at(r, "splits/by_split")), 4);
+	assert_string_equal(str(r, "splits/by_split/0/split"), "train");
+	assert_int_equal(num(r, "splits/by_split/0/records"), 3);
+	assert_int_equal(num(r, "splits/by_split/0/chars_p50"), 5);
+	assert_true(real(r, "splits/by_split/0/fraction") == 0.428571);
+	assert_string_equal(str(r, "splits/by_split/1/split"), "val");
+	assert_int_equal(num(r, "splits/by_split/1/records"), 2);
+	assert_int_equal(num(r, "splits/by_split/1/chars_p50"), 1); /* the one string text */
+	assert_string_equal(str(r, "splits/by_split/2/split"), "test");
+	assert_null(at(r, "splits/by_split/2/chars_p50")); /* no text at all */
+	assert_string_equal(str(r, "splits/by_split/3/split"), "2"); /* its JSON text */
+	assert_int_equal(num(r, "splits/by_split/3/chars_p50"), 2);
+	json_decref(r);
+}
+
+/* The gpt2 encoding shipped in data/tokenizers (top_srcdir is set by the test harness). */
+static struct llm_bpe *gpt2(void)
+{
+	const char *top = getenv("top_srcdir");
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s/data/tokenizers", top ? top : ".");
+	struct llm_bpe *b = NULL;
+	struct llm_diag d;
+	if (llm_bpe_open_encoding(&b, dir, "gpt2", &d))
+		fail_msg("cannot open gpt2 in %s: %s", dir, d.msg);
+	return b;
+}
+
+static void test_tokens_per_encoding(void **state)
+{
+	(void)state;
+	struct llm_bpe *b = gpt2();
+	struct llm_bpe *toks[] = {b, b};
+	const char *names[] = {"gpt2", "again"};
+	struct llm_stats_config cfg = {.tokenizers = toks, .tokenizer_names = names,
+				       .ntokenizers = 2};
+	/* [31373, 995]; "<|endoftext|>" as text: 9 ids in all; none; not a string */
+	json_t *r = report_with(&cfg,
+				(const char *const[]){
+				    "{\"text\":\"hello world\"}",
+				    "{\"text\":\"a<|endoftext|>b\"}",
+				    "{\"text\":\"\"}",
+				    "{\"text\":5}",
+				    "{\"id\":1}",
+				},
+				5);
+	llm_bpe_free(b);
+	assert_int_equal(json_array_size(at(r, "tokens")), 2);
+	assert_string_equal(str(r, "tokens/0/name"), "gpt2");
+	assert_string_equal(str(r, "tokens/1/name"), "again");
+	assert_int_equal(num(r, "tokens/0/records"), 3);
+	assert_int_equal(num(r, "tokens/0/tokens"), 11);
+	assert_int_equal(num(r, "tokens/0/chars"), 26);
+	assert_int_equal(num(r, "tokens/0/words"), 3);
+	assert_true(real(r, "tokens/0/tokens_per_char") == 0.423077);
+	assert_true(real(r, "tokens/0/tokens_per_word") == 3.666667);
+	assert_int_equal(num(r, "tokens/0/per_record/min"), 0);
+	assert_int_equal(num(r, "tokens/0/per_record/p50"), 2);
+	assert_int_equal(num(r, "tokens/0/per_record/max"), 9);
+	assert_int_equal(num(r, "tokens/1/tokens"), 11);
+	json_decref(r);
+	/* asked for, and no text: the encoding is listed with no distribution */
+	b = gpt2();
+	cfg.tokenizers = toks;
+	toks[0] = b;
+	cfg.ntokenizers = 1;
+	r = report_with(&cfg, (const char *const[]){"{\"id\":1}"}, 1);
+	llm_bpe_free(b);
+	assert_int_equal(num(r, "tokens/0/records"), 0);
+	assert_null(at(r, "tokens/0/per_record"));
+	json_decref(r);
+}
+
+static void test_new_sections_render_as_text_and_html(void **state)
+{
+	(void)state;
+	struct llm_bpe *b = gpt2();
+	struct llm_bpe *toks[] = {b};
+	const char *names[] = {"gpt2"};
+	struct llm_stats_config cfg = {.tokenizers = toks, .tokenizer_names = names,
+				       .ntokenizers = 1};
+	json_t *r = report_with(
+	    &cfg,
+	    (const char *const[]){
+		"{\"text\":\"hello world\",\"flags\":[{\"kind\":\"pii\",\"type\":\"<email>\"}],"
+		"\"cluster_id\":\"x<y\",\"split\":\"train\"}",
+		"{\"text\":\"hello\",\"cluster_id\":\"x<y\",\"duplicate\":true,\"split\":\"val\"}",
+	    },
+	    2);
+	llm_bpe_free(b);
+	struct llm_buf t;
+	llm_buf_init(&t, 0);
+	assert_int_equal(llm_stats_render_text(r, false, &t), LLM_OK);
+	assert_non_null(strstr(t.data, "\ntokens      gpt2 3 tokens, per text p50 1 p90 2 max 2"));
+	assert_non_null(strstr(t.data, "\nflags       1 records flagged (50.0%), 1 flag: pii 1\n"));
+	assert_non_null(strstr(t.data, "\n            pii/<email> 1\n"));
+	assert_non_null(strstr(t.data,
+			       "\nclusters    1 in 2 records, 2 records in 1 clusters of 2+, "
+			       "1 marked duplicate\n"));
+	assert_non_null(strstr(t.data, "\n            largest: x<y 2\n"));
+	assert_non_null(strstr(t.data, "\nsplits      train 1 (50.0%), val 1 (50.0%)\n"));
+	assert_null(strstr(t.data, " \n"));
+	struct llm_buf h;
+	llm_buf_init(&h, 0);
+	assert_int_equal(llm_stats_render_html(r, "t", &h), LLM_OK);
+	assert_non_null(strstr(h.data, "Tokens in <code>text</code>"));
+	assert_non_null(strstr(h.data, "histogram of token counts"));
+	assert_non_null(strstr(h.data, "Flags in <code>flags</code>"));
+	assert_non_null(strstr(h.data, "pii &#183; &lt;email&gt;"));
+	assert_non_null(strstr(h.data, "<h2>Clusters</h2>"));
+	assert_non_null(strstr(h.data, "<code>x&lt;y</code>"));
+	assert_non_null(strstr(h.data, "Splits in <code>split</code>"));
+	assert_non_null(strstr(h.data, "fill=\"#2f6fde\"><title>train: 1 records"));
+	assert_null(strstr(h.data, "<email>"));
+	assert_null(strstr(h.data, "x<y"));
+	llm_buf_free(&t);
+	llm_buf_free(&h);
+	json_decref(r);
+}
+
 /* --- rendering ------------------------------------------------------------------------------ */
 
 static json_t *sample_report(void)
@@ -936,6 +1240,15 @@ int main(void)
 	    cmocka_unit_test(test_script_mix_by_letters_and_records),
 	    cmocka_unit_test(test_scripts_of_more_writing_systems),
 	    cmocka_unit_test(test_no_text_field_means_no_scripts),
+	    cmocka_unit_test(test_no_new_sections_without_their_fields),
+	    cmocka_unit_test(test_flags_by_kind_and_name),
+	    cmocka_unit_test(test_flag_names_past_the_limit_go_to_other),
+	    cmocka_unit_test(test_clusters_sizes_largest_and_duplicates),
+	    cmocka_unit_test(test_largest_keeps_the_ten_biggest),
+	    cmocka_unit_test(test_clusters_estimated_past_the_exact_limit),
+	    cmocka_unit_test(test_splits_with_the_median_text_length),
+	    cmocka_unit_test(test_tokens_per_encoding),
+	    cmocka_unit_test(test_new_sections_render_as_text_and_html),
 	    cmocka_unit_test(test_text_table_shows_fields_and_numbers),
 	    cmocka_unit_test(test_html_page_is_self_contained_and_escaped),
 	    cmocka_unit_test(test_a_saved_report_renders_the_same),
