@@ -2,10 +2,14 @@
  * token file for training, or counted; and back to text with --decode. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "core/atomic.h"
 #include "core/json.h"
 #include "prep/verbs.h"
 #include "text/bpe.h"
@@ -27,7 +31,189 @@ struct tok_run {
 	struct llm_bpe_ids ids;
 	/* for the report */
 	uint64_t documents, tokens, truncated, eot_tokens, longest;
+	/* --resume: the checkpoint file, what must match to resume, and when to write the next */
+	char *state_path;
+	json_t *settings;
+	uint64_t skip, every, next_records, next_tokens;
 };
+
+/* --- --resume ------------------------------------------------------------------------------
+ * FILE.partial and FILE.partial.idx grow in place; FILE.partial.state, written atomically after
+ * they are synced, says how far they are good: records consumed, tokens and documents written,
+ * and the inputs and options they were made from.  A later run with the same inputs and
+ * options cuts the partial files back to the checkpoint, reads past the records it covers
+ * without tokenizing them, and goes on. */
+
+#define CHECKPOINT_TOKENS (16u << 20) /* and at least every 64 MB of uint32 tokens */
+
+/* The inputs (path, size, mtime) and the options that decide the token file's bytes. */
+static int resume_settings(struct llm_cli *c, struct tok_run *t, const char *label, json_t **out)
+{
+	struct llm_diag d;
+	char digest[65];
+	if (llm_bpe_digest(t->bpe, digest, &d))
+		return llm_cli_fail(c, &d);
+	json_t *inputs = json_array();
+	for (size_t i = 0; i < c->args.noperands; i++) {
+		const char *path = c->args.operands[i];
+		struct stat st;
+		if (stat(path, &st) != 0) {
+			llm_cli_error(c, "%s: %s", path, strerror(errno));
+			json_decref(inputs);
+			return LLM_EXIT_IO;
+		}
+		json_array_append_new(inputs, json_pack("{s:s,s:I,s:I}", "path", path, "size",
+							(json_int_t)st.st_size, "mtime_ns",
+							(json_int_t)st.st_mtim.tv_sec * 1000000000 +
+							    (json_int_t)st.st_mtim.tv_nsec));
+	}
+	size_t nv;
+	char *const *allow = llm_args_strs(&c->args, "allow-special", &nv);
+	json_t *allowed = json_array();
+	for (size_t i = 0; i < nv; i++)
+		json_array_append_new(allowed, json_string(allow[i]));
+	const char *shard = llm_args_str(&c->args, "shard");
+	*out =
+	    json_pack("{s:o,s:s,s:s,s:o,s:b,s:s,s:I,s:s,s:s?,s:I}", "inputs", inputs, "tokenizer",
+		      label, "tokenizer_sha256", digest, "allow_special", allowed, "eot", t->eot,
+		      "eot_token", llm_args_str(&c->args, "eot-token"), "max_tokens",
+		      (json_int_t)t->max_tokens, "text_field", t->text_field, "shard", shard,
+		      "max_record_bytes", (json_int_t)llm_args_size(&c->args, "max-record-bytes"));
+	if (!*out) {
+		llm_cli_error(c, "out of memory");
+		return LLM_EXIT_IO;
+	}
+	return 0;
+}
+
+static uint64_t state_count(json_t *state, const char *key)
+{
+	json_int_t v = json_integer_value(json_object_get(state, key));
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+/* The options as the user spells them, for the settings that are options. */
+static const char *const setting_names[][2] = {
+    {"tokenizer", "--encoding or --tokenizer"},
+    {"tokenizer_sha256", "the tokenizer's vocabulary"},
+    {"allow_special", "--allow-special"},
+    {"eot", "--eot"},
+    {"eot_token", "--eot-token"},
+    {"max_tokens", "--max-tokens"},
+    {"text_field", "--text-field"},
+    {"shard", "--shard"},
+    {"max_record_bytes", "--max-record-bytes"},
+};
+
+/* A usage error naming the first setting that differs from the checkpoint's. */
+static int resume_refused(struct llm_cli *c, const struct tok_run *t, const char *key, json_t *then,
+			  json_t *now)
+{
+	if (!strcmp(key, "inputs")) {
+		size_t i;
+		json_t *in;
+		json_array_foreach(now, i, in)
+		{
+			if (json_equal(in, json_array_get(then, i)))
+				continue;
+			return llm_cli_usage(
+			    c,
+			    "--resume: the input %s is not the one checkpointed in "
+			    "%s (size or modification time differ); remove it to "
+			    "start afresh",
+			    json_string_value(json_object_get(in, "path")), t->state_path);
+		}
+		return llm_cli_usage(c,
+				     "--resume: %s was checkpointed with other input files; "
+				     "remove it to start afresh",
+				     t->state_path);
+	}
+	const char *name = key;
+	for (size_t i = 0; i < sizeof setting_names / sizeof *setting_names; i++)
+		if (!strcmp(setting_names[i][0], key))
+			name = setting_names[i][1];
+	char *a = then ? json_dumps(then, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *b = json_dumps(now, JSON_COMPACT | JSON_ENCODE_ANY);
+	int st = llm_cli_usage(c,
+			       "--resume: %s differs from the checkpoint in %s (then %s, now %s); "
+			       "remove it to start afresh",
+			       name, t->state_path, a ? a : "unset", b ? b : "?");
+	free(a);
+	free(b);
+	return st;
+}
+
+/* Open the partial token file: afresh without a checkpoint, else from it when the inputs and
+ * options are those it was made with (a usage error naming what differs when not). */
+static int resume_open(struct llm_cli *c, struct tok_run *t, const char *out)
+{
+	struct llm_diag d;
+	json_error_t jerr;
+	uint64_t ntokens = 0, ndocs = 0;
+	json_t *state = NULL;
+	if (access(t->state_path, F_OK) == 0 &&
+	    !(state = json_load_file(t->state_path, 0, &jerr))) {
+		llm_cli_error(c, "%s: not a checkpoint (%s); remove it to start afresh",
+			      t->state_path, jerr.text);
+		return LLM_EXIT_IO;
+	}
+	if (state) {
+		json_t *was = json_object_get(state, "settings");
+		const char *key;
+		json_t *now;
+		json_object_foreach(t->settings, key, now)
+		{
+			json_t *then = json_object_get(was, key);
+			if (then && json_equal(then, now))
+				continue;
+			int st = resume_refused(c, t, key, then, now);
+			json_decref(state);
+			return st;
+		}
+		t->skip = state_count(state, "records");
+		ntokens = state_count(state, "tokens");
+		ndocs = state_count(state, "documents");
+		t->tokens = ntokens;
+		t->documents = ndocs;
+		t->truncated = state_count(state, "truncated");
+		t->eot_tokens = state_count(state, "eot_tokens");
+		t->longest = state_count(state, "longest");
+		json_decref(state);
+	}
+	if (llm_tokfile_resume(&t->file, out, llm_bpe_vocab_size(t->bpe), ntokens, ndocs, &d)) {
+		char msg[LLM_DIAG_FILE_MAX + LLM_DIAG_MSG_MAX + 32];
+		llm_diag_format(&d, msg, sizeof msg);
+		llm_cli_error(c, "--resume: %s; remove %s to start afresh", msg, t->state_path);
+		return LLM_EXIT_IO;
+	}
+	if (t->skip && !c->quiet)
+		fprintf(stderr, "%s: tokenize: resuming after %llu records (%llu tokens)\n",
+			c->tool->name, (unsigned long long)t->skip, (unsigned long long)ntokens);
+	return 0;
+}
+
+/* Sync the partial files, then record how far they are good. */
+static enum llm_err checkpoint(struct tok_run *t, uint64_t records, struct llm_diag *d)
+{
+	uint64_t ntokens, ndocs;
+	enum llm_err e = llm_tokfile_sync(t->file, &ntokens, &ndocs, d);
+	if (e)
+		return e;
+	json_t *j =
+	    json_pack("{s:i,s:O,s:I,s:I,s:I,s:I,s:I,s:I}", "version", 1, "settings", t->settings,
+		      "records", (json_int_t)records, "tokens", (json_int_t)ntokens, "documents",
+		      (json_int_t)ndocs, "truncated", (json_int_t)t->truncated, "eot_tokens",
+		      (json_int_t)t->eot_tokens, "longest", (json_int_t)t->longest);
+	char *text = j ? json_dumps(j, JSON_INDENT(1)) : NULL;
+	json_decref(j);
+	if (!text)
+		return llm_diag_set(d, LLM_ERR_NOMEM, t->state_path, 0, "out of memory");
+	e = llm_atomic_write_file(t->state_path, text, strlen(text), d);
+	free(text);
+	t->next_records = records + t->every;
+	t->next_tokens = ntokens + CHECKPOINT_TOKENS;
+	return e;
+}
 
 /* Append the decimal digits of v. */
 static void put_u32(struct llm_buf *b, uint32_t v)
@@ -298,8 +484,17 @@ static int run_tokenize(struct llm_cli *c)
 			   ? (uint64_t)llm_args_int(&c->args, "max-tokens")
 			   : 0;
 	const char *out = llm_args_str(&c->args, "out");
+	bool resume = llm_args_flag(&c->args, "resume");
 	if (t.count + t.decode + (out != NULL) > 1)
 		return llm_cli_usage(c, "--count, --decode and --out go one at a time");
+	if (resume && !out)
+		return llm_cli_usage(c, "--resume needs --out: records on standard output cannot "
+					"be resumed");
+	for (size_t i = 0; resume && i <= c->args.noperands; i++)
+		if (i == c->args.noperands ? !i : !strcmp(c->args.operands[i], "-"))
+			return llm_cli_usage(c, "--resume needs input files: standard input cannot "
+						"be checked or read again");
+	t.every = (uint64_t)llm_args_int(&c->args, "checkpoint-records");
 	if (t.decode && (t.eot || t.max_tokens))
 		return llm_cli_usage(c, "--decode takes no --eot or --max-tokens");
 
@@ -312,9 +507,26 @@ static int run_tokenize(struct llm_cli *c)
 		st = llm_cli_usage(c, "--eot: the tokenizer has no token '%s' (see --eot-token)",
 				   eot_text);
 	struct llm_diag d;
-	if (!st && out && llm_tokfile_create(&t.file, out, llm_bpe_vocab_size(t.bpe), &d))
+	if (!st && resume) {
+		struct llm_buf sp;
+		llm_buf_init(&sp, 0);
+		if (llm_buf_printf(&sp, "%s.partial.state", out)) {
+			llm_cli_error(c, "out of memory");
+			st = LLM_EXIT_IO;
+		}
+		t.state_path = sp.data;
+		if (!st)
+			st = resume_settings(c, &t, label, &t.settings);
+		if (!st)
+			st = resume_open(c, &t, out);
+		t.next_records = t.skip + t.every;
+		t.next_tokens = t.tokens + CHECKPOINT_TOKENS;
+	} else if (!st && out && llm_tokfile_create(&t.file, out, llm_bpe_vocab_size(t.bpe), &d)) {
 		st = llm_cli_fail(c, &d);
+	}
 	if (st) {
+		free(t.state_path);
+		json_decref(t.settings);
 		llm_bpe_free(t.bpe);
 		return st;
 	}
@@ -328,15 +540,25 @@ static int run_tokenize(struct llm_cli *c)
 	struct llm_record *rec;
 	while (!st && (r = llm_cli_in_next(c, &in, &rec)) > 0) {
 		struct llm_diag why;
-		int k = tokenize_record(&t, rec, &why);
-		if (k > 0)
-			continue;
+		uint64_t consumed = in.records + in.bad;
+		int k;
+		if (consumed <= t.skip) /* in the token file already: only what would reject it */
+			k = llm_record_string_field(rec, t.text_field, &why) ? 1 : 0;
+		else
+			k = tokenize_record(&t, rec, &why);
 		if (k < 0) {
 			in.status = why.code ? llm_cli_fail(c, &why) : LLM_EXIT_IO;
 			r = -1;
 			break;
 		}
-		if (!llm_cli_in_reject(c, &in, rec, &why)) {
+		if (!k && !llm_cli_in_reject(c, &in, rec, &why)) {
+			r = -1;
+			break;
+		}
+		if (t.state_path && consumed > t.skip &&
+		    (consumed >= t.next_records || t.tokens >= t.next_tokens) &&
+		    checkpoint(&t, consumed, &why)) {
+			in.status = llm_cli_fail(c, &why);
 			r = -1;
 			break;
 		}
@@ -348,9 +570,15 @@ static int run_tokenize(struct llm_cli *c)
 		t.file = NULL;
 		if (e)
 			st = llm_cli_fail(c, &d);
+		/* The token file is in place: its checkpoint is spent. */
+		if (!st && t.state_path && unlink(t.state_path) != 0 && errno != ENOENT)
+			llm_cli_error(c, "%s: cannot remove: %s", t.state_path, strerror(errno));
 	}
+	/* Under --resume the partial files and the last checkpoint stay for the next run. */
 	if (t.file)
 		llm_tokfile_abort(t.file);
+	free(t.state_path);
+	json_decref(t.settings);
 
 	if (!st) {
 		/* A kept bad record goes to stdout; a token file has no room for one. */
@@ -417,6 +645,12 @@ static const struct llm_opt tokenize_opts[] = {
     {"eot-token", 0, LLM_OPT_STRING, "TOKEN", "the end-of-text token for --eot", "<|endoftext|>"},
     {"out", 'o', LLM_OPT_STRING, "FILE",
      "write the ids to a token file FILE (and FILE.idx) instead of records"},
+    {"resume", 0, LLM_OPT_FLAG, NULL,
+     "with --out: keep progress in FILE.partial and go on from its last checkpoint after an "
+     "interruption"},
+    {"checkpoint-records", 0, LLM_OPT_INT, "N",
+     "under --resume, a checkpoint every N records (and every 16M tokens)", "1000000", .min = 1,
+     .max = 1e15},
     {"decode", 'd', LLM_OPT_FLAG, NULL,
      "turn the ids in --tokens-field back into text in --text-field"},
     {"report", 0, LLM_OPT_STRING, "FILE", "write counts and token totals as JSON to FILE"},

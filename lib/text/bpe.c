@@ -31,6 +31,13 @@ static const char gpt2_pattern[] =
 static const char white_space[] = "\\t-\\r \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}"
 				  "\\x{2029}\\x{202f}\\x{205f}\\x{3000}";
 
+/* The patterns with a hand-written matcher for ASCII text (see fast_split_at). */
+enum fast_split { FAST_NONE, FAST_GPT2, FAST_CL100K };
+static const char cl100k_pattern[] =
+    "('s|'S|'t|'T|'re|'rE|'Re|'RE|'ve|'vE|'Ve|'VE|'m|'M|'ll|'lL|'Ll|'LL|'d|'D)|"
+    "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 struct special {
 	char *text;
 	size_t len;
@@ -45,10 +52,12 @@ struct merge {
 	uint32_t id;
 };
 
-/* Words recur: a direct-mapped cache of short pieces and their ids skips most merging. */
+/* Words recur: a direct-mapped cache of short pieces and their ids skips most merging, and
+ * for pieces that are tokens it is looked at before the vocabulary, whose lookup touches four
+ * scattered arrays where an entry here is one cache line. */
 #define CACHE_SLOTS 16384
-#define CACHE_BYTES 38
-#define CACHE_IDS   12
+#define CACHE_BYTES 30
+#define CACHE_IDS   6
 struct cache_entry {
 	uint64_t h;
 	uint8_t len; /* 0: empty */
@@ -56,6 +65,7 @@ struct cache_entry {
 	unsigned char bytes[CACHE_BYTES];
 	uint32_t ids[CACHE_IDS];
 };
+_Static_assert(sizeof(struct cache_entry) == 64, "a cache entry is one cache line");
 
 struct llm_bpe {
 	bool hf;
@@ -78,7 +88,10 @@ struct llm_bpe {
 	pcre2_code *re;
 	pcre2_match_data *md;
 	bool jit;
-	struct cache_entry *cache; /* recent pieces and their ids */
+	enum fast_split fast; /* the pattern has a hand-written twin for ASCII text */
+	bool fast_on;
+	unsigned char pattern_sha[32]; /* of the pattern as given, for llm_bpe_digest */
+	struct cache_entry *cache;     /* recent pieces and their ids */
 	/* scratch for long pieces */
 	uint32_t *nxt, *prv, *sid;
 	uint64_t *heap;
@@ -378,6 +391,12 @@ static enum llm_err set_pattern(struct llm_bpe *b, const char *pat, struct llm_d
 				    (size_t)at);
 	}
 	b->jit = pcre2_jit_compile(b->re, PCRE2_JIT_COMPLETE) == 0;
+	b->fast = !strcmp(pat, gpt2_pattern)	 ? FAST_GPT2
+		  : !strcmp(pat, cl100k_pattern) ? FAST_CL100K
+						 : FAST_NONE;
+	b->fast_on = true;
+	if (llm_sha256(pat, strlen(pat), b->pattern_sha))
+		return nomem(d);
 	if (!(b->md = pcre2_match_data_create(1, NULL)))
 		return nomem(d);
 	return LLM_OK;
@@ -1232,15 +1251,14 @@ static enum llm_err encode_piece(struct llm_bpe *b, const unsigned char *s, size
 	uint64_t h = 0;
 	if (b->whole_first || n <= CACHE_BYTES)
 		h = hash_bytes(s, n);
-	if (b->whole_first) {
-		uint32_t id = vocab_find_h(b, s, n, h);
-		if (id != NONE)
-			return ids_push(out, id) ? LLM_OK : nomem(d);
-	}
 	struct cache_entry *ce = NULL;
 	if (n <= CACHE_BYTES) {
-		if (!b->cache && !(b->cache = calloc(CACHE_SLOTS, sizeof *b->cache)))
-			return nomem(d);
+		if (!b->cache) {
+			b->cache = aligned_alloc(64, CACHE_SLOTS * sizeof *b->cache);
+			if (!b->cache)
+				return nomem(d);
+			memset(b->cache, 0, CACHE_SLOTS * sizeof *b->cache);
+		}
 		ce = &b->cache[(h >> 40) & (CACHE_SLOTS - 1)];
 		if (ce->len == n && ce->h == h && !memcmp(ce->bytes, s, n)) {
 			if (!ids_reserve(out, ce->nids))
@@ -1248,6 +1266,19 @@ static enum llm_err encode_piece(struct llm_bpe *b, const unsigned char *s, size
 			memcpy(out->v + out->n, ce->ids, ce->nids * sizeof *ce->ids);
 			out->n += ce->nids;
 			return LLM_OK;
+		}
+	}
+	if (b->whole_first) {
+		uint32_t id = vocab_find_h(b, s, n, h);
+		if (id != NONE) {
+			if (ce) {
+				ce->h = h;
+				ce->len = (uint8_t)n;
+				ce->nids = 1;
+				memcpy(ce->bytes, s, n);
+				ce->ids[0] = id;
+			}
+			return ids_push(out, id) ? LLM_OK : nomem(d);
 		}
 	}
 	if (n >= UINT32_MAX - 1)
@@ -1273,6 +1304,149 @@ static enum llm_err encode_piece(struct llm_bpe *b, const unsigned char *s, size
 	return LLM_OK;
 }
 
+/* --- pre-splitting ASCII text without the regex ---------------------------------------------
+ *
+ * Prose is mostly ASCII, and there the GPT-2 and cl100k_base patterns reduce to a few byte
+ * classes, so the match at i is found by hand: the regex's alternatives in order, greedy, with
+ * its backtracking worked out (\s*[\r\n]+ ends after the last line break of the white space
+ * run; \s+(?!\S) gives back the run's last character when something follows).  Whenever a byte
+ * the decision depends on is not ASCII (a letter, digit or space it might be), the answer is 0
+ * and the regex decides.  tests/unit/test-bpe.c checks both against each other. */
+
+static inline bool is_alpha(unsigned char c)
+{
+	return (unsigned char)((c | 0x20) - 'a') < 26;
+}
+
+static inline bool is_digit(unsigned char c)
+{
+	return (unsigned char)(c - '0') < 10;
+}
+
+static inline bool is_space(unsigned char c)
+{
+	return c == ' ' || (unsigned char)(c - '\t') < 5;
+}
+
+/* Neither letter, digit nor white space: what [^\s\p{L}\p{N}] takes of ASCII. */
+static inline bool is_other(unsigned char c)
+{
+	return c < 0x80 && !is_alpha(c) && !is_digit(c) && !is_space(c);
+}
+
+static inline bool is_break(unsigned char c)
+{
+	return c == '\r' || c == '\n';
+}
+
+/* The end of the run of bytes in class at s[j..len), or 0 when a non-ASCII byte stops it. */
+#define RUN_END(j, cls)                                                                            \
+	do {                                                                                       \
+		while ((j) < len && cls(s[j]))                                                     \
+			(j)++;                                                                     \
+		if ((j) < len && s[j] >= 0x80)                                                     \
+			return 0;                                                                  \
+	} while (0)
+
+/* A contraction at s[i] == '\'': its end, or 0.  cl100k_base also takes upper case. */
+static inline size_t contraction(const unsigned char *s, size_t len, size_t i, bool any_case)
+{
+	if (i + 1 >= len)
+		return 0;
+	unsigned char fold = any_case ? 0x20 : 0;
+	unsigned char a = s[i + 1] | fold, z = i + 2 < len ? s[i + 2] | fold : 0;
+	if (a == 's' || a == 't' || a == 'm' || a == 'd')
+		return i + 2;
+	if (((a == 'r' || a == 'v') && z == 'e') || (a == 'l' && z == 'l'))
+		return i + 3;
+	return 0;
+}
+
+/* The white space run at i: \s+(?!\S) then \s+, after \s*[\r\n]+ when line_breaks. */
+static inline size_t space_run(const unsigned char *s, size_t len, size_t i, bool line_breaks)
+{
+	size_t j = i, after_break = 0;
+	while (j < len && is_space(s[j]))
+		if (is_break(s[j++]))
+			after_break = j;
+	if (j < len && s[j] >= 0x80)
+		return 0;
+	if (line_breaks && after_break)
+		return after_break;
+	return j < len && j - i >= 2 ? j - 1 : j;
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static size_t split_gpt2(const unsigned char *s, size_t len, size_t i)
+{
+	size_t j = i + (s[i] == ' '), k;
+	if (s[i] == '\'' && (k = contraction(s, len, i, false)))
+		return k;
+	if (j < len) {
+		if (s[j] >= 0x80)
+			return 0;
+		if (is_alpha(s[j]))
+			RUN_END(j, is_alpha);
+		else if (is_digit(s[j]))
+			RUN_END(j, is_digit);
+		else if (is_other(s[j]))
+			RUN_END(j, is_other);
+		if (j > i + (s[i] == ' '))
+			return j;
+	}
+	return space_run(s, len, i, false);
+}
+
+/* cl100k_base: ('s|'S|...|'d|'D)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+ * ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+static size_t split_cl100k(const unsigned char *s, size_t len, size_t i)
+{
+	unsigned char c = s[i];
+	size_t j = i, k;
+	if (c == '\'' && (k = contraction(s, len, i, true)))
+		return k;
+	if (!is_alpha(c) && !is_digit(c) && !is_break(c) && i + 1 < len) {
+		if (s[i + 1] >= 0x80)
+			return 0;
+		if (is_alpha(s[i + 1]))
+			j = i + 1;
+	}
+	if (is_alpha(s[j])) {
+		RUN_END(j, is_alpha);
+		return j;
+	}
+	if (is_digit(c)) {
+		for (j = i + 1; j < len && j < i + 3 && is_digit(s[j]);)
+			j++;
+		return j < i + 3 && j < len && s[j] >= 0x80 ? 0 : j;
+	}
+	j = i + (c == ' ');
+	if (j < len && s[j] >= 0x80)
+		return 0;
+	if (j < len && is_other(s[j])) {
+		RUN_END(j, is_other);
+		while (j < len && is_break(s[j]))
+			j++;
+		return j;
+	}
+	return space_run(s, len, i, true);
+}
+#undef RUN_END
+
+/* The end of the match at i, which the pattern always has for an ASCII s[i]; 0: ask the regex. */
+static inline size_t fast_split_at(const struct llm_bpe *b, const unsigned char *s, size_t len,
+				   size_t i)
+{
+	if (s[i] >= 0x80)
+		return 0;
+	return b->fast == FAST_CL100K ? split_cl100k(s, len, i) : split_gpt2(s, len, i);
+}
+
+void llm_bpe_use_fast_split(struct llm_bpe *b, bool on)
+{
+	b->fast_on = on;
+}
+
 /* Walk the pre-split pieces of text[0..len): matches, and any text between them, in order. */
 static enum llm_err split_pieces(struct llm_bpe *b, const char *text, size_t len,
 				 enum llm_err (*fn)(struct llm_bpe *, const unsigned char *, size_t,
@@ -1283,7 +1457,18 @@ static enum llm_err split_pieces(struct llm_bpe *b, const char *text, size_t len
 	if (!b->re)
 		return len ? fn(b, s, len, ctx, d) : LLM_OK;
 	size_t at = 0, from = 0;
+	bool fast = b->fast != FAST_NONE && b->fast_on;
 	while (from < len) {
+		size_t end = fast ? fast_split_at(b, s, len, from) : 0;
+		if (end) {
+			enum llm_err e;
+			if (from > at && (e = fn(b, s + at, from - at, ctx, d)))
+				return e;
+			if ((e = fn(b, s + from, end - from, ctx, d)))
+				return e;
+			at = from = end;
+			continue;
+		}
 		int rc = b->jit
 			     ? pcre2_jit_match(b->re, s, len, from, PCRE2_NO_UTF_CHECK, b->md, NULL)
 			     : pcre2_match(b->re, s, len, from, PCRE2_NO_UTF_CHECK, b->md, NULL);
@@ -1392,6 +1577,65 @@ enum llm_err llm_bpe_split(struct llm_bpe *b, const char *text, size_t len,
 	if (!e && !ids_push(starts, (uint32_t)len))
 		e = nomem(d);
 	return e;
+}
+
+static int merge_rank_cmp(const void *x, const void *y)
+{
+	const struct merge *a = x, *c = y;
+	return a->rank < c->rank ? -1 : a->rank > c->rank;
+}
+
+enum llm_err llm_bpe_digest(const struct llm_bpe *b, char hex[65], struct llm_diag *d)
+{
+	struct llm_sha256 h;
+	if (llm_sha256_init(&h))
+		return nomem(d);
+	enum llm_err e = LLM_OK;
+#define FEED(p, n)                                                                                 \
+	do {                                                                                       \
+		if (!e)                                                                            \
+			e = llm_sha256_update(&h, (p), (n));                                       \
+	} while (0)
+	unsigned char flags[4] = {b->hf, b->whole_first, b->add_prefix_space, b->re != NULL};
+	FEED(flags, sizeof flags);
+	FEED(b->pattern_sha, sizeof b->pattern_sha);
+	FEED(&b->n_ids, sizeof b->n_ids);
+	for (uint32_t id = 0; id < b->n_ids; id++) {
+		FEED(&b->len[id], sizeof b->len[id]);
+		FEED(b->blob + b->off[id], b->len[id]);
+	}
+	for (size_t i = 0; i < b->nsp; i++) {
+		const struct special *sp = &b->sp[i];
+		unsigned char f[2] = {sp->special, sp->allowed};
+		FEED(&sp->id, sizeof sp->id);
+		FEED(f, sizeof f);
+		FEED(sp->text, sp->len + 1);
+	}
+	/* The merge table's order is its hash's; the digest takes the merges by rank. */
+	size_t nm = 0;
+	struct merge *ms = NULL;
+	if (b->merges) {
+		if (!(ms = malloc(((size_t)b->merge_mask + 1) * sizeof *ms)))
+			e = LLM_ERR_NOMEM;
+		for (uint32_t i = 0; ms && i <= b->merge_mask; i++)
+			if (b->merges[i].id != NONE)
+				ms[nm++] = b->merges[i];
+		if (ms)
+			qsort(ms, nm, sizeof *ms, merge_rank_cmp);
+	}
+	for (size_t i = 0; i < nm; i++) {
+		FEED(&ms[i].key, sizeof ms[i].key);
+		FEED(&ms[i].rank, sizeof ms[i].rank);
+		FEED(&ms[i].id, sizeof ms[i].id);
+	}
+#undef FEED
+	free(ms);
+	unsigned char sum[LLM_SHA256_LEN];
+	enum llm_err f = llm_sha256_final(&h, sum);
+	if (e || f)
+		return nomem(d);
+	llm_hex(sum, sizeof sum, hex);
+	return LLM_OK;
 }
 
 enum llm_err llm_bpe_decode(const struct llm_bpe *b, const uint32_t *ids, size_t n,

@@ -79,6 +79,15 @@ enum llm_err llm_bpe_encode(struct llm_bpe *b, const char *text, size_t len,
 enum llm_err llm_bpe_split(struct llm_bpe *b, const char *text, size_t len,
 			   struct llm_bpe_ids *starts, struct llm_diag *diag);
 
+/* Pre-splitting of ASCII text by hand for the GPT-2 and cl100k_base patterns (on by default,
+ * same pieces as the regex); off, every piece comes from the regex.  For tests and benchmarks. */
+void llm_bpe_use_fast_split(struct llm_bpe *b, bool on);
+
+/* A SHA-256 (64 hex digits and a NUL into hex) of everything that decides the ids: the
+ * vocabulary, the merges, the pattern, the special tokens and which are allowed.  Two
+ * tokenizers with the same digest encode every text alike. */
+enum llm_err llm_bpe_digest(const struct llm_bpe *b, char hex[65], struct llm_diag *diag);
+
 /* Append the bytes of ids to out (they may end inside a UTF-8 character).  An id outside the
  * vocabulary fails with LLM_ERR_RANGE. */
 enum llm_err llm_bpe_decode(const struct llm_bpe *b, const uint32_t *ids, size_t n,

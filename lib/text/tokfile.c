@@ -24,6 +24,10 @@ struct llm_tokfile_writer {
 	unsigned width;
 	uint64_t ntokens;
 	uint64_t ndocs;
+	/* llm_tokfile_resume: tokens and idx are the partial files themselves (tmp NULL), and
+	 * these are the names they take at commit */
+	bool partial;
+	char *final_path, *final_idx;
 };
 
 static void put_u32(unsigned char *p, uint32_t v)
@@ -121,6 +125,137 @@ enum llm_err llm_tokfile_append(struct llm_tokfile_writer *w, const uint32_t *id
 	return write_all(&w->idx, off, sizeof off, d);
 }
 
+/* Flush and fsync one of the files being written. */
+static enum llm_err sync_file(struct llm_atomic *a, struct llm_diag *d)
+{
+	if (fflush(a->fp) != 0 || ferror(a->fp) || fsync(fileno(a->fp)) != 0)
+		return llm_diag_set(d, LLM_ERR_IO, a->path, 0, "write error: %s", strerror(errno));
+	return LLM_OK;
+}
+
+static void close_partial(struct llm_atomic *a)
+{
+	if (a->fp)
+		fclose(a->fp);
+	free(a->path);
+	a->fp = NULL;
+	a->path = NULL;
+}
+
+/* A partial file's counts are in place: sync both, then rename them, the index first. */
+static enum llm_err finish_partial(struct llm_tokfile_writer *w, struct llm_diag *d)
+{
+	enum llm_err e = sync_file(&w->idx, d);
+	if (!e)
+		e = sync_file(&w->tokens, d);
+	if (!e && rename(w->idx.path, w->final_idx) != 0)
+		e = llm_diag_set(d, LLM_ERR_IO, w->final_idx, 0, "cannot rename into place: %s",
+				 strerror(errno));
+	if (!e && rename(w->tokens.path, w->final_path) != 0)
+		e = llm_diag_set(d, LLM_ERR_IO, w->final_path, 0, "cannot rename into place: %s",
+				 strerror(errno));
+	return e;
+}
+
+enum llm_err llm_tokfile_sync(struct llm_tokfile_writer *w, uint64_t *ntokens, uint64_t *ndocs,
+			      struct llm_diag *d)
+{
+	enum llm_err e = sync_file(&w->tokens, d);
+	if (!e)
+		e = sync_file(&w->idx, d);
+	*ntokens = w->ntokens;
+	*ndocs = w->ndocs;
+	return e;
+}
+
+static char *concat(const char *a, const char *b)
+{
+	size_t n = strlen(a) + strlen(b) + 1;
+	char *s = malloc(n);
+	if (s)
+		snprintf(s, n, "%s%s", a, b);
+	return s;
+}
+
+/* Open a partial file: afresh (truncated) when want is 0, else cut back to want bytes, which
+ * it must have. */
+static enum llm_err open_partial(struct llm_atomic *a, uint64_t want, struct llm_diag *d)
+{
+	if (!want) {
+		if (!(a->fp = fopen(a->path, "wb")))
+			return llm_diag_set(d, LLM_ERR_IO, a->path, 0, "cannot create: %s",
+					    strerror(errno));
+		return LLM_OK;
+	}
+	if (!(a->fp = fopen(a->path, "r+b")))
+		return llm_diag_set(d, errno == ENOENT ? LLM_ERR_NOT_FOUND : LLM_ERR_IO, a->path, 0,
+				    "cannot open to resume: %s", strerror(errno));
+	struct stat st;
+	if (fstat(fileno(a->fp), &st) != 0 || !S_ISREG(st.st_mode))
+		return llm_diag_set(d, LLM_ERR_IO, a->path, 0, "not a regular file");
+	if ((uint64_t)st.st_size < want)
+		return llm_diag_set(d, LLM_ERR_JSON, a->path, 0,
+				    "holds %llu bytes, fewer than the %llu of its checkpoint",
+				    (unsigned long long)st.st_size, (unsigned long long)want);
+	if (ftruncate(fileno(a->fp), (off_t)want) != 0 || fseeko(a->fp, (off_t)want, SEEK_SET))
+		return llm_diag_set(d, LLM_ERR_IO, a->path, 0, "cannot cut back: %s",
+				    strerror(errno));
+	return LLM_OK;
+}
+
+enum llm_err llm_tokfile_resume(struct llm_tokfile_writer **out, const char *path,
+				uint32_t vocab_size, uint64_t ntokens, uint64_t ndocs,
+				struct llm_diag *d)
+{
+	struct llm_tokfile_writer *w = calloc(1, sizeof *w);
+	if (!w)
+		return llm_diag_set(d, LLM_ERR_NOMEM, path, 0, "out of memory");
+	w->partial = true;
+	w->tokens.path = concat(path, ".partial");
+	w->idx.path = concat(path, ".partial.idx");
+	w->final_path = concat(path, "");
+	w->final_idx = concat(path, ".idx");
+	if (!w->tokens.path || !w->idx.path || !w->final_path || !w->final_idx) {
+		llm_tokfile_abort(w);
+		return llm_diag_set(d, LLM_ERR_NOMEM, path, 0, "out of memory");
+	}
+	w->width = vocab_size <= 65536 ? 2 : 4;
+	bool fresh = !ntokens && !ndocs;
+	uint64_t hdr = LLM_TOKFILE_HEADER_INTS * 4;
+	enum llm_err e = open_partial(&w->tokens, fresh ? 0 : hdr + ntokens * w->width, d);
+	if (!e)
+		e = open_partial(&w->idx, fresh ? 0 : 24 + (ndocs + 1) * 8, d);
+	if (!e && fresh) {
+		unsigned char zero[LLM_TOKFILE_HEADER_INTS * 4] = {0};
+		e = write_all(&w->tokens, zero, sizeof zero, d);
+		if (!e)
+			e = write_all(&w->idx, zero, 32, d); /* the header, and offset[0] */
+	}
+	if (!e && !fresh) {
+		/* The index must end where the checkpoint says the tokens do. */
+		unsigned char last[8];
+		if (fseeko(w->idx.fp, (off_t)(24 + ndocs * 8), SEEK_SET) ||
+		    fread(last, 1, 8, w->idx.fp) != 8 || fseeko(w->idx.fp, 0, SEEK_END))
+			e = llm_diag_set(d, LLM_ERR_IO, w->idx.path, 0, "read error: %s",
+					 strerror(errno));
+		else if (get_u64(last) != ntokens)
+			e = llm_diag_set(
+			    d, LLM_ERR_JSON, w->idx.path, 0,
+			    "document %llu ends at token %llu, not at the checkpoint's "
+			    "%llu",
+			    (unsigned long long)ndocs, (unsigned long long)get_u64(last),
+			    (unsigned long long)ntokens);
+	}
+	if (e) {
+		llm_tokfile_abort(w);
+		return e;
+	}
+	w->ntokens = ntokens;
+	w->ndocs = ndocs;
+	*out = w;
+	return LLM_OK;
+}
+
 enum llm_err llm_tokfile_commit(struct llm_tokfile_writer *w, struct llm_diag *d)
 {
 	enum llm_err e = LLM_OK;
@@ -140,6 +275,12 @@ enum llm_err llm_tokfile_commit(struct llm_tokfile_writer *w, struct llm_diag *d
 		   fseek(w->idx.fp, 0, SEEK_SET) || fwrite(ihead, 1, 24, w->idx.fp) != 24))
 		e = llm_diag_set(d, LLM_ERR_IO, w->tokens.path, 0, "write error: %s",
 				 strerror(errno));
+	if (w->partial) {
+		if (!e)
+			e = finish_partial(w, d);
+		llm_tokfile_abort(w);
+		return e;
+	}
 	/* The index first: a token file is never seen without its boundaries. */
 	if (!e)
 		e = llm_atomic_commit(&w->idx, d);
@@ -153,6 +294,14 @@ void llm_tokfile_abort(struct llm_tokfile_writer *w)
 {
 	if (!w)
 		return;
+	if (w->partial) {
+		close_partial(&w->tokens);
+		close_partial(&w->idx);
+		free(w->final_path);
+		free(w->final_idx);
+		free(w);
+		return;
+	}
 	llm_atomic_abort(&w->tokens);
 	llm_atomic_abort(&w->idx);
 	free(w);

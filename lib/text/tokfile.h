@@ -11,7 +11,8 @@
  * offsets (the first 0, the last the token count), so document i is tokens
  * [offset[i], offset[i+1]).
  *
- * Both files are written atomically: they appear together at commit, or not at all. */
+ * Both files are written atomically: they appear together at commit, or not at all (see
+ * llm_tokfile_resume for the exception that keeps a long run's progress). */
 #ifndef LLM_TEXT_TOKFILE_H
 #define LLM_TEXT_TOKFILE_H
 
@@ -20,9 +21,9 @@
 
 #include "core/err.h"
 
-#define LLM_TOKFILE_MAGIC 20240520
+#define LLM_TOKFILE_MAGIC	20240520
 #define LLM_TOKFILE_HEADER_INTS 256
-#define LLM_TOKFILE_IDX_MAGIC "LLMOPSIX"
+#define LLM_TOKFILE_IDX_MAGIC	"LLMOPSIX"
 
 struct llm_tokfile_writer;
 
@@ -37,16 +38,32 @@ enum llm_err llm_tokfile_commit(struct llm_tokfile_writer *w, struct llm_diag *d
 /* Discard both files; frees w. */
 void llm_tokfile_abort(struct llm_tokfile_writer *w);
 
+/* Resumable writing, for runs long enough to be interrupted: path.partial and
+ * path.partial.idx are written in place rather than as temporaries, so whatever
+ * llm_tokfile_sync() made durable outlives the process.  ntokens and ndocs are such a
+ * checkpoint: the partial files are cut back to it and appending goes on from there (0 and 0
+ * start afresh, replacing any partial files); partial files shorter than the checkpoint, or
+ * whose index does not end at it, fail with LLM_ERR_JSON.  llm_tokfile_commit() fills in the
+ * counts and renames them to path and path.idx, giving the bytes an uninterrupted
+ * llm_tokfile_create() run gives; llm_tokfile_abort() closes them and leaves them in place. */
+enum llm_err llm_tokfile_resume(struct llm_tokfile_writer **out, const char *path,
+				uint32_t vocab_size, uint64_t ntokens, uint64_t ndocs,
+				struct llm_diag *diag);
+/* Flush and fsync what has been appended; *ntokens and *ndocs are the checkpoint to resume
+ * from (on any writer, though only a resumable one keeps its files when it dies). */
+enum llm_err llm_tokfile_sync(struct llm_tokfile_writer *w, uint64_t *ntokens, uint64_t *ndocs,
+			      struct llm_diag *diag);
+
 /* A token file opened for reading (memory-mapped; checked against its header and index). */
 struct llm_tokfile {
 	uint64_t ntokens;
-	uint64_t ndocs;          /* 1 when there is no .idx file: the whole file is one document */
-	unsigned width;          /* 2 or 4 bytes per token */
+	uint64_t ndocs; /* 1 when there is no .idx file: the whole file is one document */
+	unsigned width; /* 2 or 4 bytes per token */
 	const unsigned char *tokens;
 	const uint64_t *offsets; /* ndocs + 1 entries */
 	void *map_tokens, *map_idx;
 	size_t map_tokens_len, map_idx_len;
-	uint64_t whole[2];       /* offsets when there is no .idx file */
+	uint64_t whole[2]; /* offsets when there is no .idx file */
 };
 
 enum llm_err llm_tokfile_open(struct llm_tokfile *tf, const char *path, struct llm_diag *diag);
@@ -56,7 +73,7 @@ static inline uint32_t llm_tokfile_get(const struct llm_tokfile *tf, uint64_t i)
 	const unsigned char *p = tf->tokens + i * tf->width;
 	return tf->width == 2 ? (uint32_t)p[0] | (uint32_t)p[1] << 8
 			      : (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-					(uint32_t)p[3] << 24;
+				    (uint32_t)p[3] << 24;
 }
 
 #endif

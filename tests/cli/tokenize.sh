@@ -153,6 +153,56 @@ t 'on a bad record no token file is left behind' '
 	run llm-prep tokenize -e gpt2 --out t.bin bad.jsonl; expect_status 1
 	[ ! -e t.bin ] && [ ! -e t.bin.idx ] && [ "$(ls | grep -c tmp)" = 0 ]
 '
+# 50,000 records of prose for the --resume tests: long enough that a run is still going when its
+# first checkpoint appears.
+make_long_input() {
+	awk "BEGIN { srand(3); split(\"the of and to in a is that for it as was with be by on not he this are or his from at\", w, \" \");
+		for (i = 1; i <= 50000; i++) { s = \"\"; n = 5 + int(rand() * 40);
+			for (j = 0; j < n; j++) s = s (j ? \" \" : \"\") w[1 + int(rand() * 25)];
+			printf \"{\\\"id\\\":%d,\\\"text\\\":\\\"%s\\\"}\\n\", i, s } }" > long.jsonl
+}
+t '--resume: a run killed with kill -9 after a checkpoint, resumed, gives the same files' '
+	make_long_input
+	llm-prep tokenize -q --eot --out full.bin long.jsonl
+	llm-prep tokenize -q --eot --resume --checkpoint-records 500 --out r.bin long.jsonl &
+	pid=$!
+	while [ ! -e r.bin.partial.state ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
+	kill -9 $pid; wait $pid || :
+	[ ! -e r.bin ] && [ -e r.bin.partial ] && [ -e r.bin.partial.idx ]
+	jq -e ".records >= 500 and .records < 50000" r.bin.partial.state
+	run llm-prep tokenize --eot --resume --checkpoint-records 500 --out r.bin --report rep.json long.jsonl
+	expect_status 0; expect_err "resuming after"
+	cmp full.bin r.bin; cmp full.bin.idx r.bin.idx
+	[ ! -e r.bin.partial ] && [ ! -e r.bin.partial.idx ] && [ ! -e r.bin.partial.state ]
+	jq -e ".read == 50000 and .documents == 50000 and .eot_tokens == 50000" rep.json
+'
+t '--resume without a checkpoint starts afresh and gives what --out alone gives' '
+	llm-prep tokenize -q -e gpt2 --out a.bin "$tok/corpus.jsonl"
+	printf "junk" > b.bin.partial
+	llm-prep tokenize -q -e gpt2 --resume --out b.bin "$tok/corpus.jsonl"
+	cmp a.bin b.bin; cmp a.bin.idx b.bin.idx; [ ! -e b.bin.partial ]
+'
+t '--resume with other options or a changed input is refused with 2, naming the difference' '
+	make_long_input
+	llm-prep tokenize -q --eot --resume --checkpoint-records 500 --out r.bin long.jsonl &
+	pid=$!
+	while [ ! -e r.bin.partial.state ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
+	kill -9 $pid; wait $pid || :
+	run llm-prep tokenize --resume --out r.bin long.jsonl; expect_status 2; expect_err "--eot differs"
+	run llm-prep tokenize --eot --max-tokens 9 --resume --out r.bin long.jsonl
+	expect_status 2; expect_err "--max-tokens differs"
+	run llm-prep tokenize --eot -e gpt2 --resume --out r.bin long.jsonl
+	expect_status 2; expect_err "--encoding or --tokenizer differs"
+	printf "{\"text\":\"one more\"}\n" >> long.jsonl
+	run llm-prep tokenize --eot --resume --out r.bin long.jsonl
+	expect_status 2; expect_err "the input long.jsonl is not the one checkpointed"
+	[ -e r.bin.partial.state ] && [ ! -e r.bin ]
+'
+t '--resume without --out, or reading standard input, is a usage error' '
+	run llm-prep tokenize --resume "$tok/corpus.jsonl"; expect_status 2; expect_err "needs --out"
+	run llm-prep tokenize --resume --out x.bin < "$tok/corpus.jsonl"; expect_status 2
+	expect_err "standard input"; [ ! -e x.bin.partial ]
+'
 t 'a closed pipe ends quietly' '
 	llm-prep tokenize -q -e gpt2 "$tok/corpus.jsonl" "$tok/corpus.jsonl" 2>err | head -1 > /dev/null
 	! grep -q . err

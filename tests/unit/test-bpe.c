@@ -157,6 +157,94 @@ static void pre_splitting_follows_the_patterns(void **state)
 	llm_bpe_free(b);
 }
 
+/* The pieces of s with the ASCII matcher and with the regex alone must be the same. */
+static void expect_same_split(struct llm_bpe *b, const char *s, size_t n)
+{
+	struct llm_bpe_ids fast = {0}, re = {0};
+	struct llm_diag d;
+	llm_bpe_use_fast_split(b, true);
+	assert_int_equal(llm_bpe_split(b, s, n, &fast, &d), LLM_OK);
+	llm_bpe_use_fast_split(b, false);
+	assert_int_equal(llm_bpe_split(b, s, n, &re, &d), LLM_OK);
+	llm_bpe_use_fast_split(b, true);
+	for (size_t i = 0; i < fast.n || i < re.n; i++)
+		if (i >= fast.n || i >= re.n || fast.v[i] != re.v[i]) {
+			print_message("  text: \"%.*s\"\n", (int)n, s);
+			fail_msg("piece %zu starts at %d by hand, at %d by the regex", i,
+				 i < fast.n ? (int)fast.v[i] : -1, i < re.n ? (int)re.v[i] : -1);
+		}
+	llm_bpe_ids_free(&fast);
+	llm_bpe_ids_free(&re);
+}
+
+/* The fixture lines, raw and with their \n, \t, \r, \" and \\ escapes undone. */
+static void same_split_on_fixtures(struct llm_bpe *b)
+{
+	char path[4200];
+	const char *top = getenv("top_srcdir");
+	snprintf(path, sizeof path, "%s/tests/data/tokenize/corpus.jsonl", top ? top : ".");
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char line[65536], text[65536];
+	int lines = 0;
+	while (fgets(line, sizeof line, f)) {
+		size_t n = strlen(line), k = 0;
+		expect_same_split(b, line, n);
+		for (size_t i = 0; i < n; i++) {
+			char c = line[i];
+			if (c == '\\' && i + 1 < n && strchr("ntr\"\\", line[i + 1])) {
+				c = line[++i];
+				c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c;
+			}
+			text[k++] = c;
+		}
+		expect_same_split(b, text, k);
+		lines++;
+	}
+	fclose(f);
+	assert_true(lines > 10);
+}
+
+static void ascii_split_matches_the_regex(void **state)
+{
+	/* Atoms that meet every branch of the two patterns: letters of the contractions, case,
+	 * digits, each kind of white space, punctuation, control bytes, and now and then a
+	 * character beyond ASCII that is a letter, a digit, white space or neither. */
+	static const char *const ascii[] = {
+	    "a",  "Z", "s", "S",  "t", "T", "e", "E", "l",  "L",  "r",	  "R",	  "v",	"m",
+	    "d",  "D", "x", "'",  "'", "'", " ", " ", " ",  "  ", "\t",	  "\n",	  "\r", "\v",
+	    "\f", "0", "7", "42", "!", ".", ",", "-", "\"", "/",  "\x01", "\x7f",
+	};
+	static const char *const beyond[] = {
+	    "\xc3\xa9",	    "\xc2\xa0",	    "\xc2\x85",	    "\xd9\xa3", "\xe2\x80\x94",
+	    "\xe1\xa0\x8e", "\xe3\x80\x80", "\xe6\x97\xa5", "\xc5\xbf", "\xe2\x80\xa8",
+	};
+	const char *encodings[] = {"gpt2", "cl100k_base"};
+	for (size_t e = 0; e < 2; e++) {
+		struct llm_bpe *b = open_enc(encodings[e]);
+		same_split_on_fixtures(b);
+		uint64_t x = 0x9E3779B97F4A7C15ULL;
+		char s[512];
+		for (int round = 0; round < 40000; round++) {
+			size_t n = 0, atoms = 1 + round % 48;
+			for (size_t a = 0; a < atoms; a++) {
+				x ^= x << 13;
+				x ^= x >> 7;
+				x ^= x << 17;
+				const char *atom =
+				    round % 2 && x % 16 == 0
+					? beyond[(x >> 8) % 10]
+					: ascii[(x >> 8) % (sizeof ascii / sizeof *ascii)];
+				size_t k = strlen(atom);
+				memcpy(s + n, atom, k);
+				n += k;
+			}
+			expect_same_split(b, s, n);
+		}
+		llm_bpe_free(b);
+	}
+}
+
 static void decode_round_trips(void **state)
 {
 	const char *names[] = {"gpt2", "cl100k_base", "o200k_base"};
@@ -342,6 +430,7 @@ int main(void)
 	    cmocka_unit_test(published_ids_o200k),
 	    cmocka_unit_test(special_tokens_are_text_unless_allowed),
 	    cmocka_unit_test(pre_splitting_follows_the_patterns),
+	    cmocka_unit_test(ascii_split_matches_the_regex),
 	    cmocka_unit_test(decode_round_trips),
 	    cmocka_unit_test(long_piece_is_linearithmic),
 	    cmocka_unit_test(long_and_short_merges_agree),

@@ -1,0 +1,9 @@
+/* The verbs of llm-tune, one per file in cmd/tune/. */
+#ifndef LLM_CMD_TUNE_VERBS_H
+#define LLM_CMD_TUNE_VERBS_H
+
+#include "cli.h"
+
+extern const struct llm_verb llm_tune_verb_runs;
+
+#endif

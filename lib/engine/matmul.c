@@ -1,0 +1,277 @@
+/* Matrix products: cblas_sgemm when configure found OpenBLAS, else a portable blocked kernel.
+ *
+ * The portable kernel is the usual GotoBLAS structure: op(B) is packed into panels of NR
+ * columns, op(A) into panels of MR rows, both k-major, and a micro-kernel keeps an MR×NR block of
+ * C in registers while it walks k.  Its inner step is "acc[i] += a[i] * b" over a vector of NR
+ * floats, a product with no reduction in it, so it vectorizes without -ffast-math: no special
+ * flags are needed for this file and results do not depend on reassociation.  The vectors are
+ * GCC vector types, so the compiler cannot fail to vectorize them; on x86-64 the blocked routine
+ * is compiled three times (AVX-512, AVX2+FMA, baseline SSE2) and the loader picks the one the
+ * CPU runs (target_clones), so a distributed binary is fast without -march=native. */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "engine/matmul.h"
+
+/* Products smaller than this many multiply-adds run on one thread: below it the cost of
+ * waking threads is larger than the work. */
+#define PARALLEL_MIN_MACS (1 << 18)
+
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+	if (beta == 1.0f)
+		return;
+	for (int i = 0; i < M; i++) {
+		float *c = C + (size_t)i * ldc;
+		if (beta == 0.0f)
+			memset(c, 0, (size_t)N * sizeof *c);
+		else
+			for (int j = 0; j < N; j++)
+				c[j] *= beta;
+	}
+}
+
+#ifndef HAVE_OPENBLAS
+
+/* Register block (MR rows × NR columns of C), and cache blocks: a KC×NR panel of B (16 KiB)
+ * stays in L1 while the micro-kernel runs, the MC×KC block of A (96 KiB) in L2. */
+#define MR 6
+#define NR 16
+#define KC 256
+#define MC 96
+#define NC 512
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+#define MULTI_TARGET __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MULTI_TARGET
+#endif
+
+#if defined(__GNUC__)
+typedef float vec16 __attribute__((vector_size(NR * sizeof(float))));
+#endif
+
+static inline float op_get(const float *X, int ld, bool t, int r, int c)
+{
+	return t ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
+}
+
+/* Rows i0..i0+mc of op(A), columns p0..p0+kc, into MR-row panels, zero-padded. */
+static inline void pack_a(bool ta, const float *A, int lda, int i0, int mc, int p0, int kc,
+			  float *restrict ap)
+{
+	for (int ir = 0; ir < mc; ir += MR) {
+		for (int k = 0; k < kc; k++) {
+			for (int i = 0; i < MR; i++)
+				ap[k * MR + i] =
+				    ir + i < mc ? op_get(A, lda, ta, i0 + ir + i, p0 + k) : 0.0f;
+		}
+		ap += (size_t)kc * MR;
+	}
+}
+
+/* Rows p0..p0+kc of op(B), columns j0..j0+nc, into NR-column panels, zero-padded.  The loop
+ * order follows the storage so the reads are sequential. */
+static inline void pack_b(bool tb, const float *B, int ldb, int p0, int kc, int j0, int nc,
+			  float *restrict bp)
+{
+	for (int jr = 0; jr < nc; jr += NR) {
+		int nr = nc - jr < NR ? nc - jr : NR;
+		if (tb) {
+			for (int j = 0; j < NR; j++) {
+				const float *b = B + (size_t)(j0 + jr + j) * ldb + p0;
+				for (int k = 0; k < kc; k++)
+					bp[k * NR + j] = j < nr ? b[k] : 0.0f;
+			}
+		} else {
+			for (int k = 0; k < kc; k++) {
+				const float *b = B + (size_t)(p0 + k) * ldb + j0 + jr;
+				for (int j = 0; j < NR; j++)
+					bp[k * NR + j] = j < nr ? b[j] : 0.0f;
+			}
+		}
+		bp += (size_t)kc * NR;
+	}
+}
+
+/* C[mr×nr] += alpha · (MR-row panel) · (NR-column panel) over kc. */
+static inline __attribute__((always_inline)) void micro_kernel(int kc, const float *restrict ap,
+							       const float *restrict bp,
+							       float alpha, float *restrict C,
+							       int ldc, int mr, int nr)
+{
+#if defined(__GNUC__)
+	vec16 acc[MR];
+	for (int i = 0; i < MR; i++)
+		acc[i] = (vec16){0};
+	for (int k = 0; k < kc; k++) {
+		vec16 b;
+		memcpy(&b, bp + (size_t)k * NR, sizeof b);
+#pragma GCC unroll 6
+		for (int i = 0; i < MR; i++)
+			acc[i] += ap[k * MR + i] * b;
+	}
+	float out[MR][NR];
+	memcpy(out, acc, sizeof out);
+#else
+	float out[MR][NR] = {{0}};
+	for (int k = 0; k < kc; k++)
+		for (int i = 0; i < MR; i++)
+			for (int j = 0; j < NR; j++)
+				out[i][j] += ap[k * MR + i] * bp[k * NR + j];
+#endif
+	for (int i = 0; i < mr; i++) {
+		float *c = C + (size_t)i * ldc;
+		for (int j = 0; j < nr; j++)
+			c[j] += alpha * out[i][j];
+	}
+}
+
+MULTI_TARGET
+static void gemm_blocked(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+			 int lda, const float *B, int ldb, float *C, int ldc, float *ap, float *bp)
+{
+	for (int jc = 0; jc < N; jc += NC) {
+		int nc = N - jc < NC ? N - jc : NC;
+		for (int pc = 0; pc < K; pc += KC) {
+			int kc = K - pc < KC ? K - pc : KC;
+			pack_b(tb, B, ldb, pc, kc, jc, nc, bp);
+			for (int ic = 0; ic < M; ic += MC) {
+				int mc = M - ic < MC ? M - ic : MC;
+				pack_a(ta, A, lda, ic, mc, pc, kc, ap);
+				for (int jr = 0; jr < nc; jr += NR) {
+					int nr = nc - jr < NR ? nc - jr : NR;
+					const float *b = bp + (size_t)jr * kc;
+					for (int ir = 0; ir < mc; ir += MR) {
+						int mr = mc - ir < MR ? mc - ir : MR;
+						micro_kernel(kc, ap + (size_t)ir * kc, b, alpha,
+							     C + (size_t)(ic + ir) * ldc + jc + jr,
+							     ldc, mr, nr);
+					}
+				}
+			}
+		}
+	}
+}
+
+/* Used only when the packing buffers cannot be allocated, so a product never fails. */
+static void gemm_naive(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+		       const float *B, int ldb, float *C, int ldc)
+{
+	for (int i = 0; i < M; i++)
+		for (int p = 0; p < K; p++) {
+			float a = alpha * op_get(A, lda, ta, i, p);
+			for (int j = 0; j < N; j++)
+				C[(size_t)i * ldc + j] += a * op_get(B, ldb, tb, p, j);
+		}
+}
+
+static void gemm_portable(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+			  int lda, const float *B, int ldb, float *C, int ldc)
+{
+	size_t a_floats = (size_t)MC * KC;
+	size_t b_floats = (size_t)KC * ((N < NC ? N : NC) + NR);
+	float *buf = aligned_alloc(64, (a_floats + b_floats) * sizeof(float));
+	if (!buf) {
+		gemm_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+		return;
+	}
+	gemm_blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc, buf, buf + a_floats);
+	free(buf);
+}
+
+#endif /* !HAVE_OPENBLAS */
+
+void llm_matmul_serial(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+		       const float *B, int ldb, float beta, float *C, int ldc)
+{
+	if (M <= 0 || N <= 0)
+		return;
+#ifdef HAVE_OPENBLAS
+	if (K > 0) {
+		cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
+			    tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
+			    ldc);
+		return;
+	}
+	scale_c(M, N, beta, C, ldc);
+#else
+	scale_c(M, N, beta, C, ldc);
+	if (K > 0 && alpha != 0.0f)
+		gemm_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+#endif
+}
+
+#ifdef HAVE_OPENBLAS
+/* OpenBLAS would start its own threads beside OpenMP's; one thread each keeps the count ours. */
+static void blas_single_thread(void)
+{
+	static int done;
+	if (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
+		openblas_set_num_threads(1);
+		__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+	}
+}
+#endif
+
+void llm_matmul(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+		const float *B, int ldb, float beta, float *C, int ldc)
+{
+#ifdef HAVE_OPENBLAS
+	blas_single_thread();
+#endif
+	int nt = 1;
+#ifdef _OPENMP
+	if (!omp_in_parallel())
+		nt = omp_get_max_threads();
+#endif
+	if (nt <= 1 || (double)M * N * K < PARALLEL_MIN_MACS) {
+		llm_matmul_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+		return;
+	}
+	/* Split the larger of M and N into one block per thread; each block is a product of the
+	 * same kind over a slice of A (rows) or of B (columns).  Blocks are multiples of 16 so
+	 * the kernels' register blocks stay whole. */
+	bool by_rows = M >= N;
+	int len = by_rows ? M : N;
+	int chunk = ((len + nt - 1) / nt + 15) / 16 * 16;
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+	for (int t = 0; t < nt; t++) {
+		int s = t * chunk;
+		int n = len - s < chunk ? len - s : chunk;
+		if (n <= 0)
+			continue;
+		if (by_rows)
+			llm_matmul_serial(ta, tb, n, N, K, alpha, ta ? A + s : A + (size_t)s * lda,
+					  lda, B, ldb, beta, C + (size_t)s * ldc, ldc);
+		else
+			llm_matmul_serial(ta, tb, M, n, K, alpha, A, lda,
+					  tb ? B + (size_t)s * ldb : B + s, ldb, beta, C + s, ldc);
+	}
+}
+
+const char *llm_matmul_backend(void)
+{
+#ifdef HAVE_OPENBLAS
+	return "openblas";
+#elif defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f"))
+		return "portable-avx512";
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return "portable-avx2";
+	return "portable-generic";
+#else
+	return "portable-generic";
+#endif
+}
