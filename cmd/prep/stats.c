@@ -81,32 +81,22 @@ static int toks_add(struct llm_cli *c, struct toks *t, const char *name, bool fi
 
 static int toks_load(struct llm_cli *c, struct toks *t)
 {
+	char **names;
 	size_t n;
-	char *const *vals = llm_args_strs(&c->args, "encoding", &n);
-	for (size_t i = 0; i < n; i++) {
-		char *list = strdup(vals[i]);
-		if (!list) {
-			llm_cli_error(c, "out of memory");
-			return LLM_EXIT_IO;
-		}
-		int st = 0;
-		for (char *p = list, *comma; p && !st; p = comma ? comma + 1 : NULL) {
-			if ((comma = strchr(p, ',')))
-				*comma = '\0';
-			if (*p)
-				st = toks_add(c, t, p, false);
-		}
-		free(list);
-		if (st)
-			return st;
+	if (llm_args_list(&c->args, "encoding", &names, &n)) {
+		llm_cli_error(c, "out of memory");
+		return LLM_EXIT_IO;
 	}
-	vals = llm_args_strs(&c->args, "tokenizer", &n);
-	for (size_t i = 0; i < n; i++) {
-		int st = toks_add(c, t, vals[i], true);
-		if (st)
-			return st;
-	}
-	return 0;
+	int st = 0;
+	for (size_t i = 0; i < n && !st; i++)
+		st = toks_add(c, t, names[i], false);
+	llm_strv_free(names);
+	if (st)
+		return st;
+	char *const *vals = llm_args_strs(&c->args, "tokenizer", &n);
+	for (size_t i = 0; i < n && !st; i++)
+		st = toks_add(c, t, vals[i], true);
+	return st;
 }
 
 static int run_stats(struct llm_cli *c)

@@ -448,27 +448,20 @@ static int allow_specials(struct llm_cli *c, struct llm_bpe *bpe)
 {
 	if (!llm_args_given(&c->args, "allow-special"))
 		return 0;
-	size_t nv;
-	char *const *vals = llm_args_strs(&c->args, "allow-special", &nv);
-	for (size_t i = 0; i < nv; i++) {
-		char *list = strdup(vals[i]);
-		if (!list) {
-			llm_cli_error(c, "out of memory");
-			return LLM_EXIT_IO;
-		}
-		int st = 0;
-		for (char *p = list, *comma; p && !st; p = comma ? comma + 1 : NULL) {
-			if ((comma = strchr(p, ',')))
-				*comma = '\0';
-			struct llm_diag d;
-			if (*p && llm_bpe_allow_special(bpe, p, &d))
-				st = llm_cli_usage(c, "--allow-special: %s", d.msg);
-		}
-		free(list);
-		if (st)
-			return st;
+	char **names;
+	size_t n;
+	if (llm_args_list(&c->args, "allow-special", &names, &n)) {
+		llm_cli_error(c, "out of memory");
+		return LLM_EXIT_IO;
 	}
-	return 0;
+	int st = 0;
+	for (size_t i = 0; i < n && !st; i++) {
+		struct llm_diag d;
+		if (llm_bpe_allow_special(bpe, names[i], &d))
+			st = llm_cli_usage(c, "--allow-special: %s", d.msg);
+	}
+	llm_strv_free(names);
+	return st;
 }
 
 static int run_tokenize(struct llm_cli *c)
