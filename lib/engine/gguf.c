@@ -13,6 +13,7 @@
 
 #include "core/atomic.h"
 #include "core/buf.h"
+#include "core/mapfile.h"
 #include "engine/peft.h"
 
 /* Numbers and tensor data are copied as they are, so the host must be little-endian. */
@@ -435,8 +436,7 @@ void llm_gguf_close(struct llm_gguf *g)
 	free(g->kv);
 	free(g->tensors);
 	free(g->ggml_types);
-	if (g->map_)
-		munmap(g->map_, g->map_len_);
+	llm_unmap_file(g->map_, g->map_len_);
 	free(g->path);
 	free(g);
 }
@@ -449,32 +449,11 @@ enum llm_err llm_gguf_open(struct llm_gguf **out, const char *path, struct llm_d
 		free(g);
 		return llm_diag_set(d, LLM_ERR_NOMEM, path, 0, "out of memory");
 	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int err = errno;
-		llm_gguf_close(g);
-		return llm_diag_set(d, err == ENOENT ? LLM_ERR_NOT_FOUND : LLM_ERR_IO, path, 0,
-				    "cannot open: %s", strerror(err));
-	}
-	struct stat sb;
-	enum llm_err e = LLM_OK;
-	if (fstat(fd, &sb) != 0)
-		e = llm_diag_set(d, LLM_ERR_IO, path, 0, "cannot stat: %s", strerror(errno));
-	else if (S_ISDIR(sb.st_mode))
-		e = llm_diag_set(d, LLM_ERR_IS_DIR, path, 0, "is a directory");
-	else if (sb.st_size < 4)
+	enum llm_err e = llm_map_file(path, &g->map_, &g->map_len_, d);
+	if (!e && g->map_len_ < 4)
 		e = llm_diag_set(d, LLM_ERR_CHECK, path, 0,
 				 "not a GGUF file: %lld bytes, too short for the magic",
-				 (long long)sb.st_size);
-	if (!e) {
-		g->map_len_ = (size_t)sb.st_size;
-		g->map_ = mmap(NULL, g->map_len_, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (g->map_ == MAP_FAILED) {
-			g->map_ = NULL;
-			e = llm_diag_set(d, LLM_ERR_IO, path, 0, "cannot map: %s", strerror(errno));
-		}
-	}
-	close(fd);
+				 (long long)g->map_len_);
 	if (!e) {
 		struct cur c = {g->map_, g->map_len_, 0, g->path, d};
 		e = parse(g, &c);

@@ -15,6 +15,7 @@
 
 #include "core/atomic.h"
 #include "core/buf.h"
+#include "core/mapfile.h"
 
 /* Tensor bytes are copied as they are, so the host must share the files' byte order. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -167,8 +168,7 @@ void llm_safetensors_close(struct llm_safetensors *st)
 {
 	if (!st)
 		return;
-	if (st->map_)
-		munmap(st->map_, st->map_len_);
+	llm_unmap_file(st->map_, st->map_len_);
 	if (st->json_)
 		json_decref(st->json_);
 	free(st->tensors);
@@ -373,33 +373,12 @@ enum llm_err llm_safetensors_open(struct llm_safetensors **out, const char *path
 		free(st);
 		return llm_diag_set(d, LLM_ERR_NOMEM, path, 0, "out of memory");
 	}
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int err = errno;
-		llm_safetensors_close(st);
-		return llm_diag_set(d, err == ENOENT ? LLM_ERR_NOT_FOUND : LLM_ERR_IO, path, 0,
-				    "cannot open: %s", strerror(err));
-	}
-	struct stat sb;
-	enum llm_err e = LLM_OK;
-	if (fstat(fd, &sb) != 0)
-		e = llm_diag_set(d, LLM_ERR_IO, path, 0, "cannot stat: %s", strerror(errno));
-	else if (S_ISDIR(sb.st_mode))
-		e = llm_diag_set(d, LLM_ERR_IS_DIR, path, 0, "is a directory");
-	else if (sb.st_size < 8)
+	enum llm_err e = llm_map_file(path, &st->map_, &st->map_len_, d);
+	if (!e && st->map_len_ < 8)
 		e = llm_diag_set(d, LLM_ERR_RANGE, path, 0,
 				 "truncated: %lld bytes, but a safetensors file starts with an "
 				 "8-byte header length",
-				 (long long)sb.st_size);
-	if (!e) {
-		st->map_len_ = (size_t)sb.st_size;
-		st->map_ = mmap(NULL, st->map_len_, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (st->map_ == MAP_FAILED) {
-			st->map_ = NULL;
-			e = llm_diag_set(d, LLM_ERR_IO, path, 0, "cannot map: %s", strerror(errno));
-		}
-	}
-	close(fd);
+				 (long long)st->map_len_);
 	if (!e)
 		e = parse(st, st->map_, st->map_len_, d);
 	if (e) {

@@ -13,6 +13,7 @@
 
 #include "core/atomic.h"
 #include "core/buf.h"
+#include "core/mapfile.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "llm_tokfile_open hands out the index's little-endian offsets as they are"
@@ -307,29 +308,17 @@ void llm_tokfile_abort(struct llm_tokfile_writer *w)
 	free(w);
 }
 
+/* Map a file; an optional one that is missing gives LLM_ERR_NOT_FOUND with diag untouched. */
 static enum llm_err map_file(const char *path, void **map, size_t *len, bool optional,
 			     struct llm_diag *d)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (optional && errno == ENOENT)
-			return LLM_ERR_NOT_FOUND;
-		return llm_diag_set(d, errno == ENOENT ? LLM_ERR_NOT_FOUND : LLM_ERR_IO, path, 0,
-				    "cannot open: %s", strerror(errno));
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return llm_diag_set(d, LLM_ERR_IO, path, 0, "not a regular file");
-	}
-	*len = (size_t)st.st_size;
-	*map = *len ? mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-	close(fd);
-	if (*len && *map == MAP_FAILED) {
-		*map = NULL;
-		return llm_diag_set(d, LLM_ERR_IO, path, 0, "cannot map: %s", strerror(errno));
-	}
-	return LLM_OK;
+	struct llm_diag quiet;
+	enum llm_err e = llm_map_file(path, map, len, optional ? &quiet : d);
+	if (e == LLM_ERR_NOT_FOUND && optional)
+		return e;
+	if (e && optional && d)
+		*d = quiet;
+	return e;
 }
 
 enum llm_err llm_tokfile_open(struct llm_tokfile *tf, const char *path, struct llm_diag *d)
@@ -404,9 +393,7 @@ enum llm_err llm_tokfile_open(struct llm_tokfile *tf, const char *path, struct l
 
 void llm_tokfile_close(struct llm_tokfile *tf)
 {
-	if (tf->map_tokens)
-		munmap(tf->map_tokens, tf->map_tokens_len);
-	if (tf->map_idx)
-		munmap(tf->map_idx, tf->map_idx_len);
+	llm_unmap_file(tf->map_tokens, tf->map_tokens_len);
+	llm_unmap_file(tf->map_idx, tf->map_idx_len);
 	memset(tf, 0, sizeof *tf);
 }
