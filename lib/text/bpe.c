@@ -323,7 +323,8 @@ static int special_cmp(const void *x, const void *y)
 
 static void refresh_active(struct llm_bpe *b)
 {
-	qsort(b->sp, b->nsp, sizeof *b->sp, special_cmp);
+	if (b->nsp) /* b->sp is NULL when there are no special tokens */
+		qsort(b->sp, b->nsp, sizeof *b->sp, special_cmp);
 	memset(b->first, 0, sizeof b->first);
 	b->nactive = 0;
 	for (size_t i = 0; i < b->nsp; i++)
