@@ -3,7 +3,12 @@
  * Read top to bottom: the tensor table (names, shapes, offsets), allocation, then each layer as
  * a forward and a backward function over plain float arrays, then the model's forward and
  * backward that chain them.  The backward functions accumulate (+=) into parameter gradients and
- * either set or accumulate input gradients as each one's comment says. */
+ * either set or accumulate input gradients as each one's comment says.
+ *
+ * LoRA (engine/lora.h) hooks in at the linear layers: forward adds scale · B (A x) after a
+ * targeted Linear, backward computes the adapters' gradients there, and with adapters attached
+ * the base weights are frozen, so the backward functions get NULL for their weight gradients
+ * and skip those products. */
 #include "config.h"
 
 #include <math.h>
@@ -17,6 +22,7 @@
 #endif
 
 #include "core/rand.h"
+#include "engine/lora.h"
 #include "engine/matmul.h"
 #include "engine/model.h"
 
@@ -216,12 +222,19 @@ struct llm_acts {
 	/* backward scratch */
 	float *dres, *dx, *datt, *dq, *dk, *dv, *dh, *dgate, *dup;
 	float *scratch; /* 2 T² per thread for attention */
+
+	/* LoRA: each adapter's A x (N, r), adapter by adapter, and the backward's (N, r)
+	 * scratch.  lora and lora_floats record the adapters the last forward pass laid out, so
+	 * backward refuses when they were attached or detached in between. */
+	float *lora_u, *lora_du;
+	const struct llm_lora *lora;
+	size_t lora_floats; /* per token: r for each adapter and one more r for lora_du */
 };
 
 /* Lay the activations for (B, T) out from base, or only count them when base is NULL.  Each
  * array starts on a 64-byte boundary. */
-static size_t layout_acts(const struct llm_model_config *c, int B, int T, int nthreads, float *base,
-			  struct llm_acts *a)
+static size_t layout_acts(const struct llm_model_config *c, int B, int T, int nthreads,
+			  size_t lora_floats, float *base, struct llm_acts *a)
 {
 	size_t n = (size_t)B * T, d = (size_t)c->hidden_size, f = (size_t)c->intermediate_size;
 	size_t kv = (size_t)llm_model_config_head_dim(c) * c->num_key_value_heads;
@@ -264,6 +277,7 @@ static size_t layout_acts(const struct llm_model_config *c, int B, int T, int nt
 	TAKE(a->dgate, n * f);
 	TAKE(a->dup, n * f);
 	TAKE(a->scratch, (size_t)nthreads * 2 * T * T);
+	TAKE(a->lora_u, n * lora_floats);
 #undef TAKE
 	return off;
 }
@@ -272,7 +286,9 @@ static enum llm_err ensure_acts(struct llm_model *m, int B, int T, struct llm_di
 {
 	struct llm_acts *a = m->acts;
 	int nt = max_threads();
-	size_t need = layout_acts(&m->config, B, T, nt, NULL, a);
+	const struct llm_lora *lo = m->lora;
+	size_t lora_floats = lo ? (lo->n_adapters + 1) * (size_t)lo->config.r : 0;
+	size_t need = layout_acts(&m->config, B, T, nt, lora_floats, NULL, a);
 	if (need > a->cap) {
 		free(a->mem);
 		a->cap = 0;
@@ -292,8 +308,11 @@ static enum llm_err ensure_acts(struct llm_model *m, int B, int T, struct llm_di
 			return llm_diag_set(diag, LLM_ERR_NOMEM, NULL, 0, "out of memory");
 		a->tok_cap = ntok;
 	}
-	layout_acts(&m->config, B, T, nt, a->mem, a);
+	layout_acts(&m->config, B, T, nt, lora_floats, a->mem, a);
 	a->B = B, a->T = T, a->nthreads = nt;
+	a->lora = lo;
+	a->lora_floats = lora_floats;
+	a->lora_du = lo ? a->lora_u + (size_t)B * T * lo->n_adapters * lo->config.r : NULL;
 	m->logits = a->logits;
 	return LLM_OK;
 }
@@ -357,6 +376,7 @@ void llm_model_free(struct llm_model *m)
 {
 	if (!m)
 		return;
+	llm_lora_detach(m);
 	free(m->params);
 	free(m->grads);
 	free(m->w.layer);
@@ -392,6 +412,7 @@ enum llm_err llm_model_zero_grad(struct llm_model *m, struct llm_diag *diag)
 	if (e)
 		return e;
 	memset(m->grads, 0, m->num_params * sizeof(float));
+	llm_lora_zero_grad(m);
 	return LLM_OK;
 }
 
@@ -435,13 +456,38 @@ static void linear_forward(float *out, const float *x, const float *w, int n, in
 	llm_matmul(false, true, n, out_dim, in, 1.0f, x, in, w, in, 0.0f, out, out_dim);
 }
 
-/* dw += doutᵀ · x; dx = dout · w, or dx += when accumulate. */
+/* dw += doutᵀ · x; dx = dout · w, or dx += when accumulate.  A NULL dw (a frozen weight) or dx
+ * (nothing below needs it) skips that product. */
 static void linear_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
 			    int n, int in, int out_dim, bool accumulate)
 {
-	llm_matmul(true, false, out_dim, in, n, 1.0f, dout, out_dim, x, in, 1.0f, dw, in);
-	llm_matmul(false, false, n, in, out_dim, 1.0f, dout, out_dim, w, in,
-		   accumulate ? 1.0f : 0.0f, dx, in);
+	if (dw)
+		llm_matmul(true, false, out_dim, in, n, 1.0f, dout, out_dim, x, in, 1.0f, dw, in);
+	if (dx)
+		llm_matmul(false, false, n, in, out_dim, 1.0f, dout, out_dim, w, in,
+			   accumulate ? 1.0f : 0.0f, dx, in);
+}
+
+/* LoRA on a Linear with input x (n, in) and output y (n, out): u = x Aᵀ (n, r) is kept for
+ * backward, then y += scale · u Bᵀ. */
+static void lora_forward(float *y, float *u, const float *x, const struct llm_lora_adapter *ad,
+			 int r, float scale, int n)
+{
+	llm_matmul(false, true, n, r, ad->in, 1.0f, x, ad->in, ad->a, ad->in, 0.0f, u, r);
+	llm_matmul(false, true, n, ad->out, r, scale, u, r, ad->b, r, 1.0f, y, ad->out);
+}
+
+/* From dy (n, out): dB += scale · dyᵀ u, du = scale · dy B, dA += duᵀ x, and dx += du A when
+ * dx is not NULL.  du is (n, r) scratch. */
+static void lora_backward(float *dx, const float *dy, const float *x, const float *u, float *du,
+			  const struct llm_lora_adapter *ad, int r, float scale, int n)
+{
+	llm_matmul(true, false, ad->out, r, n, scale, dy, ad->out, u, r, 1.0f, ad->db, r);
+	llm_matmul(false, false, n, r, ad->out, scale, dy, ad->out, ad->b, r, 0.0f, du, r);
+	llm_matmul(true, false, r, ad->in, n, 1.0f, du, r, x, ad->in, 1.0f, ad->da, ad->in);
+	if (dx)
+		llm_matmul(false, false, n, ad->in, r, 1.0f, du, r, ad->a, ad->in, 1.0f, dx,
+			   ad->in);
 }
 
 /* out = x · rsqrt(mean(x²) + eps) · w, per row of d; rstd keeps the factor for backward. */
@@ -462,7 +508,8 @@ static void rmsnorm_forward(float *out, float *rstd, const float *x, const float
 	}
 }
 
-/* dx += rstd · (g − x̂ · mean(g · x̂)) with g = dout · w and x̂ = x · rstd; dw += Σ dout · x̂. */
+/* dx += rstd · (g − x̂ · mean(g · x̂)) with g = dout · w and x̂ = x · rstd; dw += Σ dout · x̂
+ * unless dw is NULL (frozen). */
 static void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x,
 			     const float *rstd, const float *w, int n, int d)
 {
@@ -478,8 +525,10 @@ static void rmsnorm_backward(float *dx, float *dw, const float *dout, const floa
 		for (int j = 0; j < d; j++)
 			dxi[j] += r * (gi[j] * w[j] - xi[j] * r * mean);
 	}
-	/* The weight gradient sums over tokens: split the columns among threads so no two
-	 * threads add to the same entry. */
+	/* The weight gradient, unless frozen, sums over tokens: split the columns among threads
+	 * so no two threads add to the same entry. */
+	if (!dw)
+		return;
 #pragma omp parallel
 	{
 		int nt = 1, id = 0;
@@ -653,6 +702,41 @@ static void swiglu_backward(float *dgate, float *dup, const float *dh, const flo
 	}
 }
 
+/* The adapter on Linear t of layer l and where its u lives, or NULL when t is not adapted. */
+static const struct llm_lora_adapter *adapter_at(const struct llm_model *m, int l,
+						 enum llm_lora_target t, float **u)
+{
+	const struct llm_lora *lo = m->lora;
+	if (!lo)
+		return NULL;
+	const struct llm_lora_adapter *ad = lo->slot[(size_t)l * LLM_LORA__COUNT + t];
+	if (ad)
+		*u = m->acts->lora_u +
+		     (size_t)(ad - lo->adapter) * m->acts->B * m->acts->T * lo->config.r;
+	return ad;
+}
+
+/* Add the adapter's term, if Linear t of layer l has one, to its output y (N rows). */
+static void lora_add(struct llm_model *m, int l, enum llm_lora_target t, float *y, const float *x,
+		     int N)
+{
+	float *u;
+	const struct llm_lora_adapter *ad = adapter_at(m, l, t, &u);
+	if (ad)
+		lora_forward(y, u, x, ad, m->lora->config.r, m->lora->scale, N);
+}
+
+/* The adapter's backward, if Linear t of layer l has one: its gradients, and dx += its share. */
+static void lora_grad(struct llm_model *m, int l, enum llm_lora_target t, float *dx,
+		      const float *dy, const float *x, int N)
+{
+	float *u;
+	const struct llm_lora_adapter *ad = adapter_at(m, l, t, &u);
+	if (ad)
+		lora_backward(dx, dy, x, u, m->acts->lora_du, ad, m->lora->config.r, m->lora->scale,
+			      N);
+}
+
 /* --- the model ------------------------------------------------------------------------------ */
 
 static enum llm_err check_ids(const uint32_t *ids, size_t n, int vocab, const char *what,
@@ -738,19 +822,26 @@ enum llm_err llm_model_forward(struct llm_model *m, const uint32_t *tokens, cons
 		linear_forward(la->q, la->xn1, w->wq, N, D, D);
 		linear_forward(la->k, la->xn1, w->wk, N, D, KVD);
 		linear_forward(la->v, la->xn1, w->wv, N, D, KVD);
+		lora_add(m, l, LLM_LORA_Q, la->q, la->xn1, N);
+		lora_add(m, l, LLM_LORA_K, la->k, la->xn1, N);
+		lora_add(m, l, LLM_LORA_V, la->v, la->xn1, N);
 		rope_apply(la->q, N, T, H, hd, m->rope_cos, m->rope_sin, false);
 		rope_apply(la->k, N, T, KV, hd, m->rope_cos, m->rope_sin, false);
 		attention_forward(la->att, la->lse, la->q, la->k, la->v, B, T, H, KV, hd,
 				  a->scratch, a->nthreads);
 		memcpy(la->res_mid, res_in, n * D * sizeof(float));
 		llm_matmul(false, true, N, D, D, 1.0f, la->att, D, w->wo, D, 1.0f, la->res_mid, D);
+		lora_add(m, l, LLM_LORA_O, la->res_mid, la->att, N);
 
 		rmsnorm_forward(la->xn2, la->rstd2, la->res_mid, w->ffn_norm, N, D, eps);
 		linear_forward(la->gate, la->xn2, w->w_gate, N, D, F);
 		linear_forward(la->up, la->xn2, w->w_up, N, D, F);
+		lora_add(m, l, LLM_LORA_GATE, la->gate, la->xn2, N);
+		lora_add(m, l, LLM_LORA_UP, la->up, la->xn2, N);
 		swiglu_forward(la->h, la->gate, la->up, n * F);
 		memcpy(res_out, la->res_mid, n * D * sizeof(float));
 		llm_matmul(false, true, N, D, F, 1.0f, la->h, F, w->w_down, F, 1.0f, res_out, D);
+		lora_add(m, l, LLM_LORA_DOWN, res_out, la->h, N);
 	}
 
 	rmsnorm_forward(a->xnf, a->rstdf, a->res + (size_t)c->num_hidden_layers * N * D, m->w.norm,
@@ -773,9 +864,19 @@ enum llm_err llm_model_backward(struct llm_model *m, struct llm_diag *diag)
 	if (!a->ready_for_backward)
 		return llm_diag_set(diag, LLM_ERR_USAGE, NULL, 0,
 				    "backward needs a forward pass with targets just before it");
-	enum llm_err e = ensure_grads(m, diag);
+	if (a->lora != m->lora ||
+	    a->lora_floats != (m->lora ? (m->lora->n_adapters + 1) * (size_t)m->lora->config.r : 0))
+		return llm_diag_set(diag, LLM_ERR_USAGE, NULL, 0,
+				    "LoRA adapters changed after the forward pass");
+	/* With adapters the base is frozen: no base gradient is allocated or computed (the
+	 * views in none are NULL), and nothing below layer 0's attention needs an activation
+	 * gradient. */
+	bool frozen = m->lora != NULL;
+	struct llm_weights none = {0};
+	enum llm_err e = frozen ? LLM_OK : ensure_grads(m, diag);
 	if (e)
 		return e;
+	const struct llm_weights *gm = frozen ? &none : &m->g;
 	a->ready_for_backward = false;
 	const struct llm_model_config *c = &m->config;
 	int B = a->B, T = a->T, N = B * T, D = c->hidden_size, F = c->intermediate_size;
@@ -793,38 +894,54 @@ enum llm_err llm_model_backward(struct llm_model *m, struct llm_diag *diag)
 			row[j] = wt == 0.0f ? 0.0f : expf(row[j] - lse) * wt;
 		row[targets[i]] -= wt;
 	}
-	linear_backward(a->dx, m->g.lm_head, a->logits, a->xnf, m->w.lm_head, N, D, V, false);
+	linear_backward(a->dx, gm->lm_head, a->logits, a->xnf, m->w.lm_head, N, D, V, false);
 	memset(a->dres, 0, n * D * sizeof(float));
-	rmsnorm_backward(a->dres, m->g.norm, a->dx, a->res + (size_t)c->num_hidden_layers * N * D,
+	rmsnorm_backward(a->dres, gm->norm, a->dx, a->res + (size_t)c->num_hidden_layers * N * D,
 			 a->rstdf, m->w.norm, N, D);
 
 	for (int l = c->num_hidden_layers - 1; l >= 0; l--) {
 		const struct llm_layer_weights *w = &m->w.layer[l];
-		struct llm_layer_weights *gw = &m->g.layer[l];
+		static const struct llm_layer_weights no_grads;
+		const struct llm_layer_weights *gw = frozen ? &no_grads : &m->g.layer[l];
 		struct layer_acts *la = &a->layer[l];
 		const float *res_in = a->res + (size_t)l * N * D;
+		/* The gradient at the attention's input: only the embedding (frozen) needs
+		 * layer 0's. */
+		float *dx_in = frozen && l == 0 ? NULL : a->dx;
 
-		/* a->dres is the gradient at the layer's output; the residual passes it on. */
+		/* a->dres is the gradient at the layer's output; the residual passes it on.  Each
+		 * adapter's backward follows its Linear's and adds to the same input gradient. */
 		linear_backward(a->dh, gw->w_down, a->dres, la->h, w->w_down, N, F, D, false);
+		lora_grad(m, l, LLM_LORA_DOWN, a->dh, a->dres, la->h, N);
 		swiglu_backward(a->dgate, a->dup, a->dh, la->gate, la->up, n * F);
 		linear_backward(a->dx, gw->w_gate, a->dgate, la->xn2, w->w_gate, N, D, F, false);
 		linear_backward(a->dx, gw->w_up, a->dup, la->xn2, w->w_up, N, D, F, true);
+		lora_grad(m, l, LLM_LORA_GATE, a->dx, a->dgate, la->xn2, N);
+		lora_grad(m, l, LLM_LORA_UP, a->dx, a->dup, la->xn2, N);
 		rmsnorm_backward(a->dres, gw->ffn_norm, a->dx, la->res_mid, la->rstd2, w->ffn_norm,
 				 N, D);
 
 		linear_backward(a->datt, gw->wo, a->dres, la->att, w->wo, N, D, D, false);
+		lora_grad(m, l, LLM_LORA_O, a->datt, a->dres, la->att, N);
 		attention_backward(a->dq, a->dk, a->dv, a->datt, la->q, la->k, la->v, la->lse, B, T,
 				   H, KV, hd, a->scratch, a->nthreads);
 		rope_apply(a->dq, N, T, H, hd, m->rope_cos, m->rope_sin, true);
 		rope_apply(a->dk, N, T, KV, hd, m->rope_cos, m->rope_sin, true);
-		linear_backward(a->dx, gw->wq, a->dq, la->xn1, w->wq, N, D, D, false);
-		linear_backward(a->dx, gw->wk, a->dk, la->xn1, w->wk, N, D, KVD, true);
-		linear_backward(a->dx, gw->wv, a->dv, la->xn1, w->wv, N, D, KVD, true);
-		rmsnorm_backward(a->dres, gw->attn_norm, a->dx, res_in, la->rstd1, w->attn_norm, N,
-				 D);
+		linear_backward(dx_in, gw->wq, a->dq, la->xn1, w->wq, N, D, D, false);
+		linear_backward(dx_in, gw->wk, a->dk, la->xn1, w->wk, N, D, KVD, true);
+		linear_backward(dx_in, gw->wv, a->dv, la->xn1, w->wv, N, D, KVD, true);
+		lora_grad(m, l, LLM_LORA_Q, dx_in, a->dq, la->xn1, N);
+		lora_grad(m, l, LLM_LORA_K, dx_in, a->dk, la->xn1, N);
+		lora_grad(m, l, LLM_LORA_V, dx_in, a->dv, la->xn1, N);
+		if (dx_in)
+			rmsnorm_backward(a->dres, gw->attn_norm, a->dx, res_in, la->rstd1,
+					 w->attn_norm, N, D);
 	}
 
-	/* Tokens repeat, so rows of the embedding gradient are shared: columns per thread. */
+	/* The embedding gradient, unless frozen.  Tokens repeat, so rows of it are shared:
+	 * columns per thread. */
+	if (frozen)
+		return LLM_OK;
 #pragma omp parallel
 	{
 		int nt = 1, id = 0;

@@ -46,6 +46,7 @@ struct llm_weights {
 };
 
 struct llm_acts; /* what the forward pass keeps for the backward pass (model.c) */
+struct llm_lora; /* LoRA adapters (engine/lora.h) */
 
 struct llm_model {
 	struct llm_model_config config;
@@ -63,6 +64,11 @@ struct llm_model {
 
 	struct llm_acts *acts;
 	float *rope_cos, *rope_sin; /* (max_position_embeddings, head_dim / 2) */
+
+	/* LoRA adapters, NULL when none (engine/lora.h attaches them).  While they are attached,
+	 * forward adds their terms and backward computes their gradients into lora->grads and
+	 * leaves the base gradients alone: the base weights are frozen. */
+	struct llm_lora *lora;
 };
 
 /* Allocate a model of shape config (checked with llm_model_config_check).  The parameters are
@@ -89,11 +95,13 @@ enum llm_err llm_model_forward(struct llm_model *m, const uint32_t *tokens, cons
 
 /* Add the gradient of the last forward pass's loss to m->grads (allocating it at first use),
  * so micro-batches accumulate.  Needs a forward pass with targets just before; afterwards
- * m->logits holds the gradient of the loss with respect to the logits.  LLM_ERR_USAGE when no
- * forward with targets preceded it, LLM_ERR_NOMEM. */
+ * m->logits holds the gradient of the loss with respect to the logits.  With LoRA adapters
+ * attached the gradients go to the adapters' (m->lora->grads) instead, and m->grads is neither
+ * allocated nor changed.  LLM_ERR_USAGE when no forward with targets preceded it (or adapters
+ * were attached or detached since), LLM_ERR_NOMEM. */
 enum llm_err llm_model_backward(struct llm_model *m, struct llm_diag *diag);
 
-/* Set every gradient to zero (allocating the gradients at first use). */
+/* Set every gradient to zero (allocating the gradients at first use), the adapters' too. */
 enum llm_err llm_model_zero_grad(struct llm_model *m, struct llm_diag *diag);
 
 /* One parameter tensor as a checkpoint sees it. */
