@@ -74,6 +74,11 @@ enum llm_err llm_kv_new(struct llm_kv **out, const struct llm_model *m, int n_sl
 {
 	*out = NULL;
 	const struct llm_model_config *c = &m->config;
+	/* The cache path reads the base weights directly; unmerged adapters would be ignored. */
+	if (m->lora)
+		return llm_diag_set(diag, LLM_ERR_USAGE, NULL, 0,
+				    "LoRA adapters are attached: merge them (llm_lora_merge) before "
+				    "generating");
 	if (n_ctx == 0)
 		n_ctx = c->max_position_embeddings;
 	if (n_slots <= 0 || n_ctx < 0 || n_ctx > c->max_position_embeddings)

@@ -48,7 +48,7 @@ struct llm_kv; /* opaque: the cache, its slots and the evaluation scratch */
  * also the most allowed).  It uses 2 · layers · n_slots · n_ctx · kv_dim floats.  The model
  * must outlive the cache and must not change shape; its weights may change between calls (a
  * cache filled before a change holds keys and values of the old weights).  LLM_ERR_RANGE for
- * bad sizes, LLM_ERR_NOMEM. */
+ * bad sizes, LLM_ERR_USAGE when LoRA adapters are attached (merge them first), LLM_ERR_NOMEM. */
 enum llm_err llm_kv_new(struct llm_kv **out, const struct llm_model *m, int n_slots, int n_ctx,
 			struct llm_diag *diag);
 void llm_kv_free(struct llm_kv *kv);

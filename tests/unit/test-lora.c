@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "core/rand.h"
+#include "engine/generate.h"
 #include "engine/gguf.h"
 #include "engine/hparams.h"
 #include "engine/lora.h"
@@ -296,6 +297,22 @@ static void test_attach_initialises_a_as_peft_does_and_b_at_zero(void **state)
 
 /* B starts at zero, so a freshly attached model computes the base's logits exactly, and detaching
  * gives them back. */
+static void test_generation_refuses_unmerged_adapters_and_runs_after_merge(void **state)
+{
+	struct llm_model_config c = small_config(false);
+	struct llm_model *m = new_model(&c, 1, 0.02f);
+	attach(m, "r=4,alpha=8,targets=q,v", 7);
+	struct llm_kv *kv = NULL;
+	struct llm_diag d;
+	/* The cache path reads the base weights: it must not silently ignore the adapters. */
+	assert_int_equal(llm_kv_new(&kv, m, 1, 0, &d), LLM_ERR_USAGE);
+	assert_non_null(strstr(d.msg, "merge"));
+	assert_int_equal(llm_lora_merge(m, &d), LLM_OK);
+	assert_int_equal(llm_kv_new(&kv, m, 1, 0, &d), LLM_OK);
+	llm_kv_free(kv);
+	llm_model_free(m);
+}
+
 static void test_zero_b_leaves_the_logits_bit_for_bit(void **state)
 {
 	struct llm_model_config c = small_config(false);
@@ -845,6 +862,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_errors_name_the_item_and_what_is_accepted),
 	    cmocka_unit_test(test_attach_initialises_a_as_peft_does_and_b_at_zero),
 	    cmocka_unit_test(test_zero_b_leaves_the_logits_bit_for_bit),
+	    cmocka_unit_test(test_generation_refuses_unmerged_adapters_and_runs_after_merge),
 	    cmocka_unit_test(test_adapter_gradients_match_finite_differences_all_targets),
 	    cmocka_unit_test(test_adapter_gradients_match_finite_differences_qv_tied_masked),
 	    cmocka_unit_test(test_backward_with_adapters_leaves_the_base_alone),
