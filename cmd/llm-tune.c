@@ -9,6 +9,9 @@
 #include "tune/verbs.h"
 
 static const struct llm_verb *const verbs[] = {
+    &llm_tune_verb_init,
+    &llm_tune_verb_train,
+    &llm_tune_verb_export,
     &llm_tune_verb_runs,
     NULL,
 };

@@ -4,6 +4,9 @@
 
 #include "cli.h"
 
+extern const struct llm_verb llm_tune_verb_init;
+extern const struct llm_verb llm_tune_verb_train;
+extern const struct llm_verb llm_tune_verb_export;
 extern const struct llm_verb llm_tune_verb_runs;
 
 #endif
