@@ -11,6 +11,7 @@
 static const struct llm_verb *const verbs[] = {
     &llm_tune_verb_init,
     &llm_tune_verb_train,
+    &llm_tune_verb_sweep,
     &llm_tune_verb_export,
     &llm_tune_verb_runs,
     NULL,

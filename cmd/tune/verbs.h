@@ -6,6 +6,7 @@
 
 extern const struct llm_verb llm_tune_verb_init;
 extern const struct llm_verb llm_tune_verb_train;
+extern const struct llm_verb llm_tune_verb_sweep;
 extern const struct llm_verb llm_tune_verb_export;
 extern const struct llm_verb llm_tune_verb_runs;
 
