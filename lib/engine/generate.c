@@ -659,6 +659,8 @@ static enum llm_err utf8_release(struct llm_buf *in, struct llm_buf *out, bool f
 	}
 	if (e)
 		return e;
+	if (!in->data) /* nothing was ever buffered (no decoder: tokens only) */
+		return LLM_OK;
 	memmove(in->data, in->data + i, n - i);
 	in->len = n - i;
 	in->data[in->len] = '\0';

@@ -537,6 +537,26 @@ static void max_tokens_ends_with_length(void **state)
 	llm_model_free(m);
 }
 
+static void tokens_only_generation_needs_no_decoder(void **state)
+{
+	(void)state;
+	struct llm_model *m = new_model(6);
+	uint32_t prompt[2] = {5, 9};
+	struct llm_gen_params p = greedy_params(3);
+	p.decode = NULL; /* ids only, as a caller that detokenizes itself asks */
+	struct llm_gen_result r;
+	generate_ok(m, prompt, 2, &p, &r);
+	assert_int_equal(r.n_tokens, 3);
+	assert_int_equal(r.text.len, 0);
+	struct llm_gen_params q = greedy_params(3);
+	struct llm_gen_result t;
+	generate_ok(m, prompt, 2, &q, &t);
+	assert_memory_equal(r.tokens, t.tokens, 3 * sizeof *r.tokens);
+	llm_gen_result_free(&r);
+	llm_gen_result_free(&t);
+	llm_model_free(m);
+}
+
 static void context_overflow_is_an_error_naming_the_numbers(void **state)
 {
 	(void)state;
@@ -793,6 +813,7 @@ int main(void)
 	    cmocka_unit_test(seeded_sampling_is_reproducible),
 	    cmocka_unit_test(stop_strings_and_tokens_end_generation),
 	    cmocka_unit_test(max_tokens_ends_with_length),
+	    cmocka_unit_test(tokens_only_generation_needs_no_decoder),
 	    cmocka_unit_test(context_overflow_is_an_error_naming_the_numbers),
 	    cmocka_unit_test(streamed_pieces_are_whole_utf8_characters),
 	    cmocka_unit_test(stop_strings_hold_back_only_what_may_stop),
