@@ -355,34 +355,18 @@ static void attention(struct llm_kv *kv, int l, int nseg, int H, int KV, int hd)
 	}
 }
 
-/* Below this many rows a product streams the weight once, each weight row dotted with every
- * input row while it is in cache: a decode step is bound by reading the weights, and sgemm's
- * packing of them for one or two rows costs more than the arithmetic. */
-#define SMALL_ROWS 8
-
-/* out = x · wᵀ (or out += when add): x (n, in), w (out_dim, in), out (n, out_dim). */
+/* out = x · wᵀ (or out += when add): x (n, in), w (out_dim, in), out (n, out_dim).  A decode
+ * step's few rows go to the kernel that streams the weight once for all of them: the step is
+ * bound by reading the weights, and sgemm's packing of them for one or two rows costs more than
+ * the arithmetic. */
 static void linear(float *out, const float *x, const float *w, int n, int in, int out_dim, bool add)
 {
-	if (n > SMALL_ROWS) {
+	if (n > LLM_MATMUL_SMALL_M)
 		llm_matmul(false, true, n, out_dim, in, 1.0f, x, in, w, in, add ? 1.0f : 0.0f, out,
 			   out_dim);
-		return;
-	}
-#pragma omp parallel for schedule(static) if ((long)out_dim * in >= 1L << 16)
-	for (int o = 0; o < out_dim; o++) {
-		const float *wo = w + (size_t)o * in;
-		for (int r = 0; r < n; r++) {
-			const float *xr = x + (size_t)r * in;
-			float s = 0.0f;
-			/* simd lets the compiler split the sum into lanes, which it may not do
-			 * for a float reduction on its own. */
-#pragma omp simd reduction(+ : s)
-			for (int j = 0; j < in; j++)
-				s += xr[j] * wo[j];
-			float *y = out + (size_t)r * out_dim + o;
-			*y = add ? *y + s : s;
-		}
-	}
+	else
+		llm_matmul_nt_small(n, out_dim, in, 1.0f, x, in, w, in, add ? 1.0f : 0.0f, out,
+				    out_dim);
 }
 
 static inline float sigmoid(float x)

@@ -25,6 +25,18 @@ void llm_matmul(bool ta, bool tb, int M, int N, int K, float alpha, const float 
 void llm_matmul_serial(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
 		       const float *B, int ldb, float beta, float *C, int ldc);
 
+/* llm_matmul(false, true, M, N, K, ...) for a few rows of A: C[M×N] = alpha · A[M×K] · B[N×K]ᵀ
+ * + beta · C, with the same leading dimensions and the same beta = 0 rule.  This is a decode
+ * step's shape (A one row per sequence, B a weight stored (out, in)), where the work is reading
+ * B: each row of B is read once, from memory, for all rows of A, with wide loads and several
+ * rows of B per pass, and nothing is packed.  Any M gives the right result; above
+ * LLM_MATMUL_SMALL_M rows llm_matmul is faster.  The columns are split among OpenMP's threads
+ * as llm_matmul splits them (on the calling thread alone inside a parallel region).  The sums
+ * are taken in another order than sgemm's, so results differ from llm_matmul's by rounding. */
+#define LLM_MATMUL_SMALL_M 8
+void llm_matmul_nt_small(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+			 int ldb, float beta, float *C, int ldc);
+
 /* "openblas" or "portable", and for the portable kernel the instruction set chosen at load
  * time ("portable-avx512", "portable-avx2", "portable-generic"); for logs and benchmarks. */
 const char *llm_matmul_backend(void);
