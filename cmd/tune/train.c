@@ -1223,7 +1223,7 @@ static int train_loop(struct trainer *t, struct llm_run *run, FILE *mf)
 			break;
 		bool last_step = t->step == t->total_steps;
 		if (t->val.np && ((eval_every && t->step % eval_every == 0) || last_step)) {
-			double vl;
+			double vl = NAN; /* set by evaluate on success */
 			if ((status = evaluate(t, &vl)))
 				break;
 			bool better = isnan(t->best_val) || vl < t->best_val;

@@ -711,7 +711,7 @@ static struct heap_item heap_pop(struct llm_bpe_trainer *t)
 static enum llm_err pair_change(struct llm_bpe_trainer *t, uint32_t a, uint32_t b, int64_t delta,
 				uint32_t w, struct llm_diag *d)
 {
-	uint32_t p;
+	uint32_t p = 0; /* set by pair_get; initialised for GCC's flow analysis */
 	enum llm_err e = pair_get(t, (uint64_t)a << 32 | b, &p, d);
 	if (e)
 		return e;

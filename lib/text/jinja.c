@@ -2571,15 +2571,21 @@ static bool eval_args(struct render *r, const struct node *n, struct args *a)
 	return true;
 }
 
+/* A keyword argument by name; NULL when absent. */
+static const struct val *kwarg(const struct args *a, const char *name)
+{
+	for (size_t i = 0; name && i < a->nkw; i++)
+		if (!strcmp(a->kwn[i], name))
+			return &a->kwv[i];
+	return NULL;
+}
+
 /* Argument k by position or by keyword name; NULL when absent. */
 static const struct val *arg(const struct args *a, size_t k, const char *name)
 {
 	if (k < a->npos)
 		return &a->pos[k];
-	for (size_t i = 0; name && i < a->nkw; i++)
-		if (!strcmp(a->kwn[i], name))
-			return &a->kwv[i];
-	return NULL;
+	return kwarg(a, name);
 }
 
 static bool need_str(struct render *r, const struct val *v, const char *what, int line)
@@ -3463,9 +3469,9 @@ static bool apply_filter(struct render *r, const char *name, const struct val *v
 		struct vlist *l, *m;
 		if (!iterate(r, v, &l, line) || !(m = list_new(r, l->n, line)))
 			return false;
-		const struct val *attr = arg(a, 99, "attribute");
+		const struct val *attr = kwarg(a, "attribute");
 		const struct val *fn = arg(a, 0, NULL);
-		const struct val *dflt = arg(a, 99, "default");
+		const struct val *dflt = kwarg(a, "default");
 		if (!attr && (!fn || !need_str(r, fn, "map", line)))
 			return r->failed ? false
 					 : rerr(r, LLM_ERR_TYPE, line,
@@ -3573,7 +3579,7 @@ static bool apply_filter(struct render *r, const char *name, const struct val *v
 		struct vlist *l, *m;
 		if (!iterate(r, v, &l, line) || !(m = list_new(r, l->n, line)))
 			return false;
-		const struct val *attr = arg(a, 99, "attribute");
+		const struct val *attr = kwarg(a, "attribute");
 		m->n = 0;
 		for (size_t i = 0; i < l->n; i++) {
 			bool dup = false;
