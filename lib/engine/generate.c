@@ -11,31 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "engine/generate.h"
 #include "engine/matmul.h"
 #include "text/bpe.h"
-
-static int max_threads(void)
-{
-#ifdef _OPENMP
-	return omp_get_max_threads();
-#else
-	return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-	return omp_get_thread_num();
-#else
-	return 0;
-#endif
-}
 
 /* Query rows per attention block; one block's scores are ATT_BLOCK × n_ctx floats. */
 #define ATT_BLOCK 64
@@ -237,7 +215,7 @@ const float *llm_batch_logits(const struct llm_batch *b, size_t i)
 static enum llm_err ensure_scratch(struct llm_kv *kv, size_t n, struct llm_diag *diag)
 {
 	const struct llm_model_config *c = &kv->m->config;
-	int nt = max_threads();
+	int nt = llm_threads_max();
 	if (nt > kv->att_threads) {
 		free(kv->att_scratch);
 		kv->att_threads = 0;
@@ -322,7 +300,7 @@ static void attention(struct llm_kv *kv, int l, int nseg, int H, int KV, int hd)
 	for (int task = 0; task < nseg * H; task++) {
 		const struct segment *sg = &kv->seg[task / H];
 		int h = task % H, g = h / rep;
-		float *S = kv->att_scratch + (size_t)thread_id() * ATT_BLOCK * nctx;
+		float *S = kv->att_scratch + (size_t)llm_thread_id() * ATT_BLOCK * nctx;
 		const float *kb = cache_at(kv, kv->k, l, sg->slot) + g * hd;
 		const float *vb = cache_at(kv, kv->v, l, sg->slot) + g * hd;
 		const float *qb = kv->q + (size_t)sg->first * D + h * hd;

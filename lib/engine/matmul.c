@@ -383,6 +383,35 @@ void llm_matmul(bool ta, bool tb, int M, int N, int K, float alpha, const float 
 	}
 }
 
+int llm_threads_max(void)
+{
+#ifdef _OPENMP
+	return omp_get_max_threads();
+#else
+	return 1;
+#endif
+}
+
+int llm_thread_id(void)
+{
+#ifdef _OPENMP
+	return omp_get_thread_num();
+#else
+	return 0;
+#endif
+}
+
+void llm_thread_share(int n, int *lo, int *hi)
+{
+	int nt = 1, id = 0;
+#ifdef _OPENMP
+	nt = omp_get_num_threads();
+	id = omp_get_thread_num();
+#endif
+	*lo = (int)((long)n * id / nt);
+	*hi = (int)((long)n * (id + 1) / nt);
+}
+
 const char *llm_matmul_backend(void)
 {
 #ifdef HAVE_OPENBLAS

@@ -37,6 +37,14 @@ void llm_matmul_serial(bool ta, bool tb, int M, int N, int K, float alpha, const
 void llm_matmul_nt_small(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
 			 int ldb, float beta, float *C, int ldc);
 
+/* The engine's threads (OpenMP's, or 1 without it): how many a parallel region may use, and
+ * the calling thread's number within one. */
+int llm_threads_max(void);
+int llm_thread_id(void);
+/* Inside a parallel region: this thread's share [*lo, *hi) of n items, so that threads adding
+ * into shared rows each own whole columns. */
+void llm_thread_share(int n, int *lo, int *hi);
+
 /* "openblas" or "portable", and for the portable kernel the instruction set chosen at load
  * time ("portable-avx512", "portable-avx2", "portable-generic"); for logs and benchmarks. */
 const char *llm_matmul_backend(void);

@@ -17,32 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "core/rand.h"
 #include "engine/lora.h"
 #include "engine/matmul.h"
 #include "engine/model.h"
-
-static int max_threads(void)
-{
-#ifdef _OPENMP
-	return omp_get_max_threads();
-#else
-	return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-	return omp_get_thread_num();
-#else
-	return 0;
-#endif
-}
 
 /* --- the tensor table ----------------------------------------------------------------------- */
 
@@ -285,7 +263,7 @@ static size_t layout_acts(const struct llm_model_config *c, int B, int T, int nt
 static enum llm_err ensure_acts(struct llm_model *m, int B, int T, struct llm_diag *diag)
 {
 	struct llm_acts *a = m->acts;
-	int nt = max_threads();
+	int nt = llm_threads_max();
 	const struct llm_lora *lo = m->lora;
 	size_t lora_floats = lo ? (lo->n_adapters + 1) * (size_t)lo->config.r : 0;
 	size_t need = layout_acts(&m->config, B, T, nt, lora_floats, NULL, a);
@@ -531,12 +509,8 @@ static void rmsnorm_backward(float *dx, float *dw, const float *dout, const floa
 		return;
 #pragma omp parallel
 	{
-		int nt = 1, id = 0;
-#ifdef _OPENMP
-		nt = omp_get_num_threads();
-		id = omp_get_thread_num();
-#endif
-		int j0 = (int)((long)d * id / nt), j1 = (int)((long)d * (id + 1) / nt);
+		int j0, j1;
+		llm_thread_share(d, &j0, &j1);
 		for (int i = 0; i < n; i++) {
 			const float *xi = x + (size_t)i * d, *gi = dout + (size_t)i * d;
 			float r = rstd[i];
@@ -584,7 +558,7 @@ static void attention_forward(float *att, float *lse, const float *q, const floa
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
 	for (int bh = 0; bh < B * H; bh++) {
 		int b = bh / H, h = bh % H, g = h / rep;
-		float *S = scratch + (size_t)thread_id() * 2 * T * T;
+		float *S = scratch + (size_t)llm_thread_id() * 2 * T * T;
 		const float *qb = q + (size_t)b * T * D + h * hd;
 		const float *kb = k + (size_t)b * T * KVD + g * hd;
 		const float *vb = v + (size_t)b * T * KVD + g * hd;
@@ -631,7 +605,7 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dat
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
 	for (int bg = 0; bg < B * KV; bg++) {
 		int b = bg / KV, g = bg % KV;
-		float *P = scratch + (size_t)thread_id() * 2 * T * T;
+		float *P = scratch + (size_t)llm_thread_id() * 2 * T * T;
 		float *dP = P + (size_t)T * T;
 		const float *kb = k + (size_t)b * T * KVD + g * hd;
 		const float *vb = v + (size_t)b * T * KVD + g * hd;
@@ -944,12 +918,8 @@ enum llm_err llm_model_backward(struct llm_model *m, struct llm_diag *diag)
 		return LLM_OK;
 #pragma omp parallel
 	{
-		int nt = 1, id = 0;
-#ifdef _OPENMP
-		nt = omp_get_num_threads();
-		id = omp_get_thread_num();
-#endif
-		int j0 = (int)((long)D * id / nt), j1 = (int)((long)D * (id + 1) / nt);
+		int j0, j1;
+		llm_thread_share(D, &j0, &j1);
 		for (int i = 0; i < N; i++) {
 			float *dst = m->g.embed + (size_t)tokens[i] * D;
 			const float *src = a->dres + (size_t)i * D;
