@@ -71,37 +71,31 @@ static void fmt_count(uint64_t v, char *out, size_t outsz)
 	out[o] = '\0';
 }
 
-/* A fraction as a percentage that never rounds a nonzero part to 0 % or a partial whole to
- * 100 %, since those two are what a reader looks for. */
-static void fmt_pct(double f, char *out, size_t outsz)
+/* A fraction as a percentage with the given decimals (0 or 1) that never rounds a nonzero part
+ * to 0 % or a partial whole to 100 %, since those two are what a reader looks for. */
+static void fmt_pct_to(double f, int decimals, char *out, size_t outsz)
 {
-	double p = f * 100;
+	double p = f * 100, step = decimals ? 0.1 : 1;
 	if (p <= 0)
 		snprintf(out, outsz, "0%%");
-	else if (p < 0.1)
-		snprintf(out, outsz, "<0.1%%");
+	else if (p < step)
+		snprintf(out, outsz, "<%.*f%%", decimals, step);
 	else if (p >= 100)
 		snprintf(out, outsz, "100%%");
-	else if (p > 99.9)
-		snprintf(out, outsz, ">99.9%%");
+	else if (p > 100 - step)
+		snprintf(out, outsz, ">%.*f%%", decimals, 100 - step);
 	else
-		snprintf(out, outsz, "%.1f%%", p);
+		snprintf(out, outsz, "%.*f%%", decimals, p);
 }
 
-/* The same, in whole percentages. */
+static void fmt_pct(double f, char *out, size_t outsz)
+{
+	fmt_pct_to(f, 1, out, outsz);
+}
+
 static void fmt_pct_whole(double f, char *out, size_t outsz)
 {
-	double p = f * 100;
-	if (p <= 0)
-		snprintf(out, outsz, "0%%");
-	else if (p < 1)
-		snprintf(out, outsz, "<1%%");
-	else if (p >= 100)
-		snprintf(out, outsz, "100%%");
-	else if (p > 99)
-		snprintf(out, outsz, ">99%%");
-	else
-		snprintf(out, outsz, "%.0f%%", p);
+	fmt_pct_to(f, 0, out, outsz);
 }
 
 /* Output with a sticky error, so a page is written as a sequence of plain calls. */
