@@ -1073,36 +1073,32 @@ static struct node *parse_not(struct parser *p)
 	return parse_compare(p);
 }
 
-static struct node *parse_and(struct parser *p)
+/* A left-associative chain "x WORD x WORD x ..." of operands parsed by sub. */
+static struct node *parse_chain(struct parser *p, const char *word, enum nkind kind,
+				struct node *(*sub)(struct parser *))
 {
-	struct node *n = parse_not(p);
-	while (n && is_name(peek(p), "and")) {
+	struct node *n = sub(p);
+	while (n && is_name(peek(p), word)) {
 		int line = next(p)->line;
-		struct node *a = mknode(p, E_AND, line);
+		struct node *a = mknode(p, kind, line);
 		if (!a)
 			return NULL;
 		a->a = n;
-		if (!(a->b = parse_not(p)))
+		if (!(a->b = sub(p)))
 			return NULL;
 		n = a;
 	}
 	return n;
 }
 
+static struct node *parse_and(struct parser *p)
+{
+	return parse_chain(p, "and", E_AND, parse_not);
+}
+
 static struct node *parse_or(struct parser *p)
 {
-	struct node *n = parse_and(p);
-	while (n && is_name(peek(p), "or")) {
-		int line = next(p)->line;
-		struct node *a = mknode(p, E_OR, line);
-		if (!a)
-			return NULL;
-		a->a = n;
-		if (!(a->b = parse_and(p)))
-			return NULL;
-		n = a;
-	}
-	return n;
+	return parse_chain(p, "or", E_OR, parse_and);
 }
 
 static struct node *parse_expr(struct parser *p)
