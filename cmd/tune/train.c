@@ -3,11 +3,13 @@
  * validation, early stopping, best and last checkpoints and --resume bit for bit.
  *
  * Data become pieces: each document (a record, a document of a token file's .idx, a segment of
- * a packed file's .seg) is cut into pieces of at most seq-len + 1 tokens, and each piece is one
- * row of a batch, padded to the longest row with weight 0.  A row never holds two documents, so
- * no position attends across a document boundary and positions restart at each document, as a
- * block-diagonal mask would give.  The order of the pieces is a permutation drawn per epoch from
- * the seed, so a checkpoint needs only the step, the epoch and the position in it. */
+ * a packed file's .seg) is cut into pieces of at most seq-len + 1 tokens.  By default each piece
+ * is one row of a batch, padded to the longest row with weight 0.  With --pack, rows of seq-len
+ * tokens are filled with whole pieces in order (next fit), and the model's packed forward keeps
+ * attention inside each piece and restarts positions at each, so a piece's loss and gradient are
+ * what it gives alone in a row, without the padding's compute.  The order of the pieces is a
+ * permutation drawn per epoch from the seed, so a checkpoint needs only the step, the epoch and
+ * the position in it. */
 #include "config.h"
 
 #include <errno.h>
@@ -60,6 +62,8 @@ static const struct llm_opt train_opts[] = {
     {"on-error", 0, LLM_OPT_CHOICE, "MODE", "what to do with a bad record", "fail", "fail|skip"},
     {"batch-size", 'B', LLM_OPT_INT, "N", "sequences per micro-batch", "8", .min = 1,
      .max = 65536},
+    {"pack", 0, LLM_OPT_FLAG, NULL,
+     "fill each row with several documents (attention stays within each)"},
     {"seq-len", 'L', LLM_OPT_INT, "N",
      "the longest sequence (default: the model's context length)", NULL, .min = 2,
      .max = 1 << 20},
@@ -536,8 +540,9 @@ struct trainer {
 	double elapsed;
 	size_t *perm;
 	/* batch buffers */
-	uint32_t *btok, *btgt;
+	uint32_t *btok, *btgt, *bpos;
 	float *bw;
+	bool pack;
 	json_t *params_json;
 	const char *out;
 	const char *tokenizer; /* base/tokenizer.json when present */
@@ -588,20 +593,91 @@ static int fill_batch(struct trainer *t, const struct dataset *ds, const size_t 
 	return T;
 }
 
+/* Next fit of pieces cand[0..n) (indices into ds, or first, first + 1, ... when cand is NULL)
+ * into B rows of t->T slots, a piece of len tokens taking len − 1; fill the batch buffers,
+ * *rows rows *T_used long, with each token's position in its piece.  Returns the pieces used (at
+ * least one when n > 0: a piece never needs more than a row). */
+static size_t fill_packed(struct trainer *t, const struct dataset *ds, const size_t *cand,
+			  size_t first, size_t n, int *rows, int *T_used, double *wsum,
+			  double *ntok)
+{
+	size_t used = 0;
+	int row = 0, fill = 0, T = 1;
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			size_t cells = (size_t)t->B * (size_t)T;
+			memset(t->btok, 0, cells * sizeof *t->btok);
+			memset(t->btgt, 0, cells * sizeof *t->btgt);
+			memset(t->bpos, 0, cells * sizeof *t->bpos);
+			memset(t->bw, 0, cells * sizeof *t->bw);
+		}
+		row = fill = 0;
+		size_t i;
+		for (i = 0; i < n; i++) {
+			const struct piece *p = &ds->p[cand ? cand[i] : first + i];
+			int len = (int)p->len - 1;
+			if (fill + len > t->T) {
+				if (row + 1 == t->B)
+					break;
+				row++;
+				fill = 0;
+			}
+			if (pass == 1)
+				for (int j = 0; j < len; j++) {
+					size_t k = (size_t)row * (size_t)T + (size_t)(fill + j);
+					t->btok[k] = ds->tok[p->off + (size_t)j];
+					t->btgt[k] = ds->tok[p->off + (size_t)j + 1];
+					t->bpos[k] = (uint32_t)j;
+					t->bw[k] = ds->w[p->off + (size_t)j + 1];
+					*wsum += t->bw[k];
+					*ntok += 1;
+				}
+			fill += len;
+			if (fill > T)
+				T = fill;
+		}
+		used = i;
+	}
+	*T_used = T;
+	*rows = row + 1;
+	return used;
+}
+
+/* One micro-batch's forward pass on pieces from cand (as fill_packed takes them) with --pack,
+ * else on b = min(n, B) of them, one per row.  Returns the pieces used, 0 on failure. */
+static size_t forward_batch(struct trainer *t, const struct dataset *ds, const size_t *cand,
+			    size_t first, size_t n, double *wsum, double *ntok, float *loss,
+			    struct llm_diag *d)
+{
+	int T, b = t->B;
+	size_t used;
+	if (t->pack) {
+		used = fill_packed(t, ds, cand, first, n, &b, &T, wsum, ntok);
+	} else {
+		size_t idx[65536];
+		used = n < (size_t)t->B ? n : (size_t)t->B;
+		for (size_t i = 0; i < used; i++)
+			idx[i] = cand ? cand[i] : first + i;
+		b = (int)used;
+		T = fill_batch(t, ds, idx, b, wsum, ntok);
+	}
+	if (llm_model_forward_packed(t->m, t->btok, t->btgt, t->bw, t->pack ? t->bpos : NULL, b,
+				     T, loss, d))
+		return 0;
+	return used;
+}
+
 static int evaluate(struct trainer *t, double *out)
 {
 	struct llm_diag d;
 	double num = 0, den = 0;
-	size_t idx[65536];
-	for (size_t s = 0; s < t->val.np; s += (size_t)t->B) {
-		int b = (int)(t->val.np - s < (size_t)t->B ? t->val.np - s : (size_t)t->B);
-		for (int i = 0; i < b; i++)
-			idx[i] = s + (size_t)i;
+	for (size_t s = 0; s < t->val.np;) {
 		double w = 0, nt = 0;
-		int T = fill_batch(t, &t->val, idx, b, &w, &nt);
 		float loss;
-		if (llm_model_forward(t->m, t->btok, t->btgt, t->bw, b, T, &loss, &d))
+		size_t used = forward_batch(t, &t->val, NULL, s, t->val.np - s, &w, &nt, &loss, &d);
+		if (!used)
 			return llm_cli_fail(t->c, &d);
+		s += used;
 		num += (double)loss * w;
 		den += w;
 	}
@@ -847,6 +923,7 @@ static json_t *make_params(struct llm_cli *c, const struct trainer *t)
 	json_object_set_new(o, "val", val ? json_string(val) : json_null());
 	json_object_set_new(o, "batch_size", json_integer(t->B));
 	json_object_set_new(o, "seq_len", json_integer(t->T));
+	json_object_set_new(o, "pack", json_boolean(t->pack));
 	json_object_set_new(o, "grad_accum", json_integer(t->accum));
 	json_object_set_new(o, "lr", json_real(llm_args_double(a, "lr")));
 	json_object_set_new(o, "min_lr_ratio", json_real(llm_args_double(a, "min-lr-ratio")));
@@ -871,6 +948,7 @@ static void trainer_free(struct trainer *t)
 	llm_adamw_free(&t->opt);
 	free(t->perm);
 	free(t->btok);
+	free(t->bpos);
 	free(t->btgt);
 	free(t->bw);
 	json_decref(t->params_json);
@@ -919,6 +997,7 @@ static int train_run(struct llm_cli *c)
 	snprintf(tokpath, sizeof tokpath, "%s", path);
 	t.tokenizer = access(tokpath, F_OK) == 0 ? tokpath : NULL;
 	t.B = (int)llm_args_int(a, "batch-size");
+	t.pack = llm_args_flag(a, "pack");
 	t.T = llm_args_given(a, "seq-len") ? (int)llm_args_int(a, "seq-len")
 					    : mc->max_position_embeddings;
 	if (t.T > mc->max_position_embeddings) {
@@ -974,11 +1053,18 @@ static int train_run(struct llm_cli *c)
 			      (unsigned long long)t.train.empty);
 
 	/* Steps, schedule, optimizer. */
-	size_t per_step = (size_t)t.B * (size_t)t.accum;
+	/* An epoch's steps: pieces over pieces per step, or packed, token slots over slots per
+	 * step (a little under, as rows are not filled to the last slot). */
+	double per_epoch = (double)t.train.np / ((double)t.B * t.accum);
+	if (t.pack) {
+		double slots = 0;
+		for (size_t i = 0; i < t.train.np; i++)
+			slots += t.train.p[i].len - 1;
+		per_epoch = slots / ((double)t.B * t.T * t.accum);
+	}
 	t.total_steps = llm_args_given(a, "steps")
 			    ? llm_args_int(a, "steps")
-			    : (int64_t)ceil(llm_args_double(a, "epochs") * (double)t.train.np /
-					    (double)per_step);
+			    : (int64_t)ceil(llm_args_double(a, "epochs") * per_epoch);
 	if (t.total_steps < 1)
 		t.total_steps = 1;
 	const char *sk = llm_args_str(a, "schedule");
@@ -1050,8 +1136,9 @@ static int train_run(struct llm_cli *c)
 	t.perm = malloc((t.train.np + 1) * sizeof *t.perm);
 	t.btok = malloc(maxrows * sizeof *t.btok);
 	t.btgt = malloc(maxrows * sizeof *t.btgt);
+	t.bpos = malloc(maxrows * sizeof *t.bpos);
 	t.bw = malloc(maxrows * sizeof *t.bw);
-	if (!t.perm || !t.btok || !t.btgt || !t.bw) {
+	if (!t.perm || !t.btok || !t.btgt || !t.bpos || !t.bw) {
 		trainer_free(&t);
 		llm_cli_error(c, "out of memory");
 		return LLM_EXIT_IO;
@@ -1168,22 +1255,36 @@ static int train_loop(struct trainer *t, struct llm_run *run, FILE *mf)
 			break;
 		double num = 0, den = 0;
 		for (int k = 0; k < t->accum && !status; k++) {
-			for (int i = 0; i < t->B; i++) {
+			/* One per row: B pieces, the next epoch's when this one runs out.  Packed:
+			 * what fits of this epoch's, then the next epoch's from the next step. */
+			size_t n = t->B;
+			if (t->pack) {
 				if (t->pos == t->train.np) {
 					t->epoch++;
 					t->pos = 0;
 					shuffle(t);
 				}
-				idx[i] = t->perm[t->pos++];
+				n = t->train.np - t->pos;
+			} else {
+				for (int i = 0; i < t->B; i++) {
+					if (t->pos == t->train.np) {
+						t->epoch++;
+						t->pos = 0;
+						shuffle(t);
+					}
+					idx[i] = t->perm[t->pos++];
+				}
 			}
 			double w = 0, nt = 0;
-			int T = fill_batch(t, &t->train, idx, t->B, &w, &nt);
 			float loss;
-			if (llm_model_forward(t->m, t->btok, t->btgt, t->bw, t->B, T, &loss, &d) ||
-			    llm_model_backward(t->m, &d)) {
+			size_t used = forward_batch(t, &t->train, t->pack ? t->perm + t->pos : idx, 0,
+						    n, &w, &nt, &loss, &d);
+			if (!used || llm_model_backward(t->m, &d)) {
 				status = llm_cli_fail(c, &d);
 				break;
 			}
+			if (t->pack)
+				t->pos += used;
 			num += (double)loss * w;
 			den += w;
 			t->tokens += nt;

@@ -21,6 +21,8 @@ static const char *const names[LLM_ERR__COUNT] = {
 	[LLM_ERR_GZIP] = "invalid_gzip",
 	[LLM_ERR_RANGE] = "out_of_range",
 	[LLM_ERR_CHECK] = "check_failed",
+	[LLM_ERR_REMOTE] = "remote_error",
+	[LLM_ERR_FORMAT] = "invalid_format",
 };
 
 const char *llm_err_name(enum llm_err code)
@@ -42,6 +44,7 @@ int llm_err_exit_status(enum llm_err code)
 	case LLM_ERR_NOT_FOUND:
 	case LLM_ERR_IS_DIR:
 	case LLM_ERR_GZIP:
+	case LLM_ERR_REMOTE:
 		return 3;
 	default:
 		return 1;

@@ -24,6 +24,8 @@ enum llm_err {
 	LLM_ERR_GZIP = 11,     /* a gzip stream is corrupt or truncated */
 	LLM_ERR_RANGE = 12,    /* a number is out of its allowed range */
 	LLM_ERR_CHECK = 13,    /* a check ran and found a negative result */
+	LLM_ERR_REMOTE = 14,   /* a remote server refused or failed a request (after retries) */
+	LLM_ERR_FORMAT = 15,   /* a file is malformed for its format (safetensors, GGUF, ...) */
 	LLM_ERR__COUNT
 };
 
@@ -42,7 +44,7 @@ struct llm_diag {
 const char *llm_err_name(enum llm_err code);
 
 /* The exit status a program uses for a code (DESIGN.md section 6): 1 for a negative result or
- * a bad record, 2 for usage, 3 for I/O. */
+ * a bad record, 2 for usage, 3 for I/O and remote failures. */
 int llm_err_exit_status(enum llm_err code);
 
 /* Fill diag (when not NULL) and return code, so a failure is one statement:

@@ -185,7 +185,8 @@ struct layer_acts {
 struct llm_acts {
 	float *mem;
 	size_t cap;    /* floats in mem */
-	uint32_t *tok; /* tokens then targets, 2 N */
+	uint32_t *tok; /* tokens, targets, then each token's position in its document: 3 N */
+	const uint32_t *pos; /* into tok when the last forward was packed, else NULL */
 	size_t tok_cap;
 	int B, T, nthreads;
 	bool ready_for_backward;
@@ -277,7 +278,7 @@ static enum llm_err ensure_acts(struct llm_model *m, int B, int T, struct llm_di
 					    need * sizeof(float) >> 20);
 		a->cap = need;
 	}
-	size_t ntok = 2 * (size_t)B * T;
+	size_t ntok = 3 * (size_t)B * T;
 	if (ntok > a->tok_cap) {
 		free(a->tok);
 		a->tok_cap = 0;
@@ -521,16 +522,17 @@ static void rmsnorm_backward(float *dx, float *dw, const float *dout, const floa
 }
 
 /* Rotate each head's halves: x[i] and x[i + half] by the angle of (position, i).  rows of
- * heads·hd floats; the position of row r is r mod T.  inverse rotates back, which is the
- * backward pass (the rotation is orthogonal). */
+ * heads·hd floats; the position of row r is pos[r], or r mod T when pos is NULL.  inverse
+ * rotates back, which is the backward pass (the rotation is orthogonal). */
 static void rope_apply(float *x, int n, int T, int heads, int hd, const float *cosb,
-		       const float *sinb, bool inverse)
+		       const float *sinb, const uint32_t *pos, bool inverse)
 {
 	int half = hd / 2;
 	float sgn = inverse ? -1.0f : 1.0f;
 #pragma omp parallel for schedule(static)
 	for (int r = 0; r < n; r++) {
-		const float *c = cosb + (size_t)(r % T) * half, *s = sinb + (size_t)(r % T) * half;
+		size_t p = pos ? pos[r] : (size_t)(r % T);
+		const float *c = cosb + p * half, *s = sinb + p * half;
 		for (int h = 0; h < heads; h++) {
 			float *v = x + ((size_t)r * heads + h) * hd;
 			for (int i = 0; i < half; i++) {
@@ -543,15 +545,32 @@ static void rope_apply(float *x, int n, int T, int heads, int hd, const float *c
 }
 
 /* Causal attention is computed in blocks of query rows; block r0..r1 sees keys 0..r1, so the
- * products skip most of the masked upper triangle. */
+ * products skip most of the masked upper triangle.  In a packed row (pos not NULL) query t sees
+ * only the keys of its own document, t − pos[t] .. t, and a block's products start at the
+ * first key any of its rows sees. */
 #define ATT_BLOCK 64
+
+/* The first key row t sees, and the first any row of r0..r1 sees. */
+static inline int att_first(const uint32_t *pos, int t)
+{
+	return pos ? t - (int)pos[t] : 0;
+}
+
+static int att_block_first(const uint32_t *pos, int r0, int r1)
+{
+	int c0 = r0;
+	for (int t = r0; t < r1; t++)
+		if (att_first(pos, t) < c0)
+			c0 = att_first(pos, t);
+	return c0;
+}
 
 /* att = softmax(q kᵀ / √hd, causal) · v for each sequence and query head; the key/value head
  * of query head h is h / (H / KV), as transformers' repeat_kv arranges them.  lse keeps each
  * row's log-sum-exp so backward can recompute the probabilities instead of storing B·H·T². */
 static void attention_forward(float *att, float *lse, const float *q, const float *k,
-			      const float *v, int B, int T, int H, int KV, int hd, float *scratch,
-			      int nthreads)
+			      const float *v, const uint32_t *pos, int B, int T, int H, int KV,
+			      int hd, float *scratch, int nthreads)
 {
 	int D = H * hd, KVD = KV * hd, rep = H / KV;
 	float scale = 1.0f / sqrtf((float)hd);
@@ -564,30 +583,36 @@ static void attention_forward(float *att, float *lse, const float *q, const floa
 		const float *vb = v + (size_t)b * T * KVD + g * hd;
 		float *ob = att + (size_t)b * T * D + h * hd;
 		float *lb = lse + ((size_t)b * H + h) * T;
+		const uint32_t *pb = pos ? pos + (size_t)b * T : NULL;
 		for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
 			int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T;
-			float *Sb = S + (size_t)r0 * T;
-			llm_matmul_serial(false, true, r1 - r0, r1, hd, scale, qb + (size_t)r0 * D,
-					  D, kb, KVD, 0.0f, Sb, T);
+			int c0 = att_block_first(pb, r0, r1);
+			float *Sb = S + (size_t)r0 * T + c0;
+			llm_matmul_serial(false, true, r1 - r0, r1 - c0, hd, scale,
+					  qb + (size_t)r0 * D, D, kb + (size_t)c0 * KVD, KVD, 0.0f,
+					  Sb, T);
 			for (int t = r0; t < r1; t++) {
 				float *row = S + (size_t)t * T;
-				float mx = row[0];
-				for (int j = 1; j <= t; j++)
+				int j0 = att_first(pb, t);
+				float mx = row[j0];
+				for (int j = j0 + 1; j <= t; j++)
 					mx = row[j] > mx ? row[j] : mx;
 				double sum = 0;
-				for (int j = 0; j <= t; j++) {
+				for (int j = j0; j <= t; j++) {
 					row[j] = expf(row[j] - mx);
 					sum += row[j];
 				}
 				float inv = (float)(1.0 / sum);
-				for (int j = 0; j <= t; j++)
+				for (int j = j0; j <= t; j++)
 					row[j] *= inv;
+				for (int j = c0; j < j0; j++)
+					row[j] = 0.0f;
 				for (int j = t + 1; j < r1; j++)
 					row[j] = 0.0f;
 				lb[t] = mx + (float)log(sum);
 			}
-			llm_matmul_serial(false, false, r1 - r0, hd, r1, 1.0f, Sb, T, vb, KVD, 0.0f,
-					  ob + (size_t)r0 * D, D);
+			llm_matmul_serial(false, false, r1 - r0, hd, r1 - c0, 1.0f, Sb, T,
+					  vb + (size_t)c0 * KVD, KVD, 0.0f, ob + (size_t)r0 * D, D);
 		}
 	}
 }
@@ -597,8 +622,9 @@ static void attention_forward(float *att, float *lse, const float *q, const floa
  * on one thread.  With P the probabilities and dP = datt · vᵀ: dS = P ⊙ (dP − rowsum(P ⊙ dP)),
  * dq = dS · k / √hd, dk += dSᵀ · q / √hd, dv += Pᵀ · datt. */
 static void attention_backward(float *dq, float *dk, float *dv, const float *datt, const float *q,
-			       const float *k, const float *v, const float *lse, int B, int T,
-			       int H, int KV, int hd, float *scratch, int nthreads)
+			       const float *k, const float *v, const float *lse,
+			       const uint32_t *pos, int B, int T, int H, int KV, int hd,
+			       float *scratch, int nthreads)
 {
 	int D = H * hd, KVD = KV * hd, rep = H / KV;
 	float scale = 1.0f / sqrtf((float)hd);
@@ -611,6 +637,7 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dat
 		const float *vb = v + (size_t)b * T * KVD + g * hd;
 		float *dkb = dk + (size_t)b * T * KVD + g * hd;
 		float *dvb = dv + (size_t)b * T * KVD + g * hd;
+		const uint32_t *pb = pos ? pos + (size_t)b * T : NULL;
 		for (int t = 0; t < T; t++) {
 			memset(dkb + (size_t)t * KVD, 0, (size_t)hd * sizeof(float));
 			memset(dvb + (size_t)t * KVD, 0, (size_t)hd * sizeof(float));
@@ -622,30 +649,35 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dat
 			const float *lb = lse + ((size_t)b * H + h) * T;
 			for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
 				int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, m = r1 - r0;
-				float *Pb = P + (size_t)r0 * T, *dPb = dP + (size_t)r0 * T;
+				int c0 = att_block_first(pb, r0, r1), w = r1 - c0;
+				float *Pb = P + (size_t)r0 * T + c0, *dPb = dP + (size_t)r0 * T + c0;
 				const float *qr = qb + (size_t)r0 * D, *dor = dob + (size_t)r0 * D;
-				llm_matmul_serial(false, true, m, r1, hd, scale, qr, D, kb, KVD,
-						  0.0f, Pb, T);
-				llm_matmul_serial(false, true, m, r1, hd, 1.0f, dor, D, vb, KVD,
-						  0.0f, dPb, T);
+				const float *kc = kb + (size_t)c0 * KVD, *vc = vb + (size_t)c0 * KVD;
+				llm_matmul_serial(false, true, m, w, hd, scale, qr, D, kc, KVD, 0.0f,
+						  Pb, T);
+				llm_matmul_serial(false, true, m, w, hd, 1.0f, dor, D, vc, KVD, 0.0f,
+						  dPb, T);
 				for (int t = r0; t < r1; t++) {
 					float *p = P + (size_t)t * T, *dp = dP + (size_t)t * T;
+					int j0 = att_first(pb, t);
 					double dot = 0;
-					for (int j = 0; j <= t; j++) {
+					for (int j = j0; j <= t; j++) {
 						p[j] = expf(p[j] - lb[t]);
 						dot += (double)p[j] * dp[j];
 					}
-					for (int j = 0; j <= t; j++)
+					for (int j = j0; j <= t; j++)
 						dp[j] = p[j] * (dp[j] - (float)dot);
+					for (int j = c0; j < j0; j++)
+						p[j] = dp[j] = 0.0f;
 					for (int j = t + 1; j < r1; j++)
 						p[j] = dp[j] = 0.0f;
 				}
-				llm_matmul_serial(true, false, r1, hd, m, 1.0f, Pb, T, dor, D, 1.0f,
-						  dvb, KVD);
-				llm_matmul_serial(false, false, m, hd, r1, scale, dPb, T, kb, KVD,
+				llm_matmul_serial(true, false, w, hd, m, 1.0f, Pb, T, dor, D, 1.0f,
+						  dvb + (size_t)c0 * KVD, KVD);
+				llm_matmul_serial(false, false, m, hd, w, scale, dPb, T, kc, KVD,
 						  0.0f, dqb + (size_t)r0 * D, D);
-				llm_matmul_serial(true, false, r1, hd, m, scale, dPb, T, qr, D,
-						  1.0f, dkb, KVD);
+				llm_matmul_serial(true, false, w, hd, m, scale, dPb, T, qr, D, 1.0f,
+						  dkb + (size_t)c0 * KVD, KVD);
 			}
 		}
 	}
@@ -756,6 +788,29 @@ enum llm_err llm_model_forward(struct llm_model *m, const uint32_t *tokens, cons
 			       const float *loss_mask, int B, int T, float *loss,
 			       struct llm_diag *diag)
 {
+	return llm_model_forward_packed(m, tokens, targets, loss_mask, NULL, B, T, loss, diag);
+}
+
+/* Each row's positions must start at 0 and either go up by one or restart at 0. */
+static enum llm_err check_positions(const uint32_t *pos, int B, int T, struct llm_diag *diag)
+{
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++) {
+			uint32_t p = pos[(size_t)b * T + t];
+			if (p != 0 && (t == 0 || p != pos[(size_t)b * T + t - 1] + 1))
+				return llm_diag_set(diag, LLM_ERR_RANGE, NULL, 0,
+						    "row %d, token %d: position %u does not follow "
+						    "the one before it",
+						    b, t, p);
+		}
+	return LLM_OK;
+}
+
+enum llm_err llm_model_forward_packed(struct llm_model *m, const uint32_t *tokens,
+				      const uint32_t *targets, const float *loss_mask,
+				      const uint32_t *positions, int B, int T, float *loss,
+				      struct llm_diag *diag)
+{
 	const struct llm_model_config *c = &m->config;
 	if (B <= 0 || T <= 0)
 		return llm_diag_set(diag, LLM_ERR_RANGE, NULL, 0, "empty batch (%d × %d)", B, T);
@@ -768,7 +823,8 @@ enum llm_err llm_model_forward(struct llm_model *m, const uint32_t *tokens, cons
 		return llm_diag_set(diag, LLM_ERR_RANGE, NULL, 0, "batch too large");
 	enum llm_err e;
 	if ((e = check_ids(tokens, n, c->vocab_size, "token", diag)) ||
-	    (targets && (e = check_ids(targets, n, c->vocab_size, "target", diag))))
+	    (targets && (e = check_ids(targets, n, c->vocab_size, "target", diag))) ||
+	    (positions && (e = check_positions(positions, B, T, diag))))
 		return e;
 	struct llm_acts *a = m->acts;
 	a->ready_for_backward = false;
@@ -776,6 +832,11 @@ enum llm_err llm_model_forward(struct llm_model *m, const uint32_t *tokens, cons
 		return e;
 	m->B = B, m->T = T;
 	memcpy(a->tok, tokens, n * sizeof *tokens);
+	a->pos = NULL;
+	if (positions) {
+		memcpy(a->tok + 2 * n, positions, n * sizeof *positions);
+		a->pos = a->tok + 2 * n;
+	}
 	int N = (int)n, D = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
 	int H = c->num_attention_heads, KV = c->num_key_value_heads;
 	int hd = llm_model_config_head_dim(c), KVD = KV * hd;
@@ -799,9 +860,9 @@ enum llm_err llm_model_forward(struct llm_model *m, const uint32_t *tokens, cons
 		lora_add(m, l, LLM_LORA_Q, la->q, la->xn1, N);
 		lora_add(m, l, LLM_LORA_K, la->k, la->xn1, N);
 		lora_add(m, l, LLM_LORA_V, la->v, la->xn1, N);
-		rope_apply(la->q, N, T, H, hd, m->rope_cos, m->rope_sin, false);
-		rope_apply(la->k, N, T, KV, hd, m->rope_cos, m->rope_sin, false);
-		attention_forward(la->att, la->lse, la->q, la->k, la->v, B, T, H, KV, hd,
+		rope_apply(la->q, N, T, H, hd, m->rope_cos, m->rope_sin, a->pos, false);
+		rope_apply(la->k, N, T, KV, hd, m->rope_cos, m->rope_sin, a->pos, false);
+		attention_forward(la->att, la->lse, la->q, la->k, la->v, a->pos, B, T, H, KV, hd,
 				  a->scratch, a->nthreads);
 		memcpy(la->res_mid, res_in, n * D * sizeof(float));
 		llm_matmul(false, true, N, D, D, 1.0f, la->att, D, w->wo, D, 1.0f, la->res_mid, D);
@@ -897,10 +958,10 @@ enum llm_err llm_model_backward(struct llm_model *m, struct llm_diag *diag)
 
 		linear_backward(a->datt, gw->wo, a->dres, la->att, w->wo, N, D, D, false);
 		lora_grad(m, l, LLM_LORA_O, a->datt, a->dres, la->att, N);
-		attention_backward(a->dq, a->dk, a->dv, a->datt, la->q, la->k, la->v, la->lse, B, T,
-				   H, KV, hd, a->scratch, a->nthreads);
-		rope_apply(a->dq, N, T, H, hd, m->rope_cos, m->rope_sin, true);
-		rope_apply(a->dk, N, T, KV, hd, m->rope_cos, m->rope_sin, true);
+		attention_backward(a->dq, a->dk, a->dv, a->datt, la->q, la->k, la->v, la->lse,
+				   a->pos, B, T, H, KV, hd, a->scratch, a->nthreads);
+		rope_apply(a->dq, N, T, H, hd, m->rope_cos, m->rope_sin, a->pos, true);
+		rope_apply(a->dk, N, T, KV, hd, m->rope_cos, m->rope_sin, a->pos, true);
 		linear_backward(dx_in, gw->wq, a->dq, la->xn1, w->wq, N, D, D, false);
 		linear_backward(dx_in, gw->wk, a->dk, la->xn1, w->wk, N, D, KVD, true);
 		linear_backward(dx_in, gw->wv, a->dv, la->xn1, w->wv, N, D, KVD, true);

@@ -93,6 +93,18 @@ enum llm_err llm_model_forward(struct llm_model *m, const uint32_t *tokens, cons
 			       const float *loss_mask, int B, int T, float *loss,
 			       struct llm_diag *diag);
 
+/* llm_model_forward for packed rows: positions[b·T + t] is token t's position in its own
+ * document (NULL: t, one document per row).  A row may then hold several documents back to
+ * back, each starting at position 0: a token attends only to the tokens of its own document,
+ * and its rotary angle is that of its position there, so the logits, loss and gradients of
+ * each document are those it would have alone in a row (a block-diagonal causal mask).  A
+ * position must be 0 or one more than the one before it: LLM_ERR_RANGE otherwise.  Backward
+ * uses the same positions. */
+enum llm_err llm_model_forward_packed(struct llm_model *m, const uint32_t *tokens,
+				      const uint32_t *targets, const float *loss_mask,
+				      const uint32_t *positions, int B, int T, float *loss,
+				      struct llm_diag *diag);
+
 /* Add the gradient of the last forward pass's loss to m->grads (allocating it at first use),
  * so micro-batches accumulate.  Needs a forward pass with targets just before; afterwards
  * m->logits holds the gradient of the loss with respect to the logits.  With LoRA adapters

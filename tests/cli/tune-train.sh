@@ -144,6 +144,25 @@ t 'token files train, and a packed file with its .seg trains on each segment alo
 	expect_status 0
 	jq -e ".train_loss > 0" b/metrics.jsonl > /dev/null
 '
+t '--pack fills rows with several documents and scores each as alone in a row' '
+	common="--base $shared/base --data $shared/train.jsonl --val $shared/val.jsonl -q $T"
+	# With a zero learning rate the weights stay put: packed and unpacked validation agree.
+	llm-tune train $common --out a --steps 1 --lr 0
+	llm-tune train $common --out b --steps 1 --lr 0 --pack
+	va=$(jq -s "map(select(.val_loss))[0].val_loss" a/metrics.jsonl)
+	vb=$(jq -s "map(select(.val_loss))[0].val_loss" b/metrics.jsonl)
+	echo "val loss $va unpacked, $vb packed"
+	awk -v a="$va" -v b="$vb" "BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-4 * a) }"
+	# A packed step holds more documents: more tokens per step.
+	ta=$(jq -s "map(select(.train_loss))[0].tokens" a/metrics.jsonl)
+	tb=$(jq -s "map(select(.train_loss))[0].tokens" b/metrics.jsonl)
+	[ "$tb" -gt "$ta" ]
+	jq -e ".params.pack == true" b/checkpoints/last/trainer_state.json
+	llm-tune train $common --out c --steps 30 --lr 0.01 --pack --eval-every 30
+	jq -e "select(.val_loss) | .val_loss < $vb - 1" c/metrics.jsonl
+	run llm-tune train $common --out c --steps 30 --lr 0.01 --resume
+	expect_status 2; expect_err "pack was true in the checkpoint"
+'
 t 'chat records train on the assistant turns' '
 	jq -c "{messages: [{role: \"user\", content: .text}, {role: \"assistant\", content: .completion}]}" \
 		"$shared/train.jsonl" > chat.jsonl

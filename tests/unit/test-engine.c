@@ -460,6 +460,81 @@ static void test_attention_is_causal_and_sequences_are_independent(void **state)
 	llm_model_free(m);
 }
 
+/* A packed row (several documents back to back, positions restarting at each) gives each
+ * document the logits, loss and gradients it has alone in a row.  Documents longer than the
+ * attention block (64) and ones that straddle a block edge check the block's first key. */
+static void test_packed_rows_equal_one_document_per_row(void **state)
+{
+	struct llm_model_config c = small_config(false);
+	c.max_position_embeddings = 160;
+	struct llm_model *m = new_model(&c, 9, 0.2f);
+	enum { NDOC = 4, T = 160 };
+	static const int len[NDOC] = {70, 5, 50, 31}; /* 156 tokens, 4 of padding */
+	uint32_t tok[T], tgt[T], pos[T];
+	float mask[T];
+	random_ids(tok, T, c.vocab_size, 41);
+	random_ids(tgt, T, c.vocab_size, 42);
+	int at = 0;
+	for (int d = 0; d < NDOC; d++)
+		for (int i = 0; i < len[d]; i++, at++) {
+			pos[at] = (uint32_t)i;
+			mask[at] = 1.0f;
+		}
+	for (; at < T; at++) {
+		pos[at] = 0;
+		mask[at] = 0.0f;
+	}
+	size_t V = (size_t)c.vocab_size;
+	float loss;
+	assert_int_equal(llm_model_forward_packed(m, tok, tgt, mask, pos, 1, T, &loss, NULL),
+			 LLM_OK);
+	float *logits = malloc(T * V * sizeof(float)), *g = malloc(m->num_params * sizeof(float));
+	assert_true(logits && g);
+	memcpy(logits, m->logits, T * V * sizeof(float));
+	assert_int_equal(llm_model_zero_grad(m, NULL), LLM_OK);
+	assert_int_equal(llm_model_backward(m, NULL), LLM_OK);
+	memcpy(g, m->grads, m->num_params * sizeof(float));
+
+	/* The same documents one per row (padded, weight 0): the loss is the same weighted mean
+	 * and, since backward accumulates, one pass over all rows gives the same gradient. */
+	uint32_t rtok[NDOC * 70] = {0}, rtgt[NDOC * 70] = {0};
+	float rmask[NDOC * 70] = {0};
+	at = 0;
+	for (int d = 0; d < NDOC; d++)
+		for (int i = 0; i < len[d]; i++, at++) {
+			rtok[d * 70 + i] = tok[at];
+			rtgt[d * 70 + i] = tgt[at];
+			rmask[d * 70 + i] = 1.0f;
+		}
+	float rloss = forward_loss(m, rtok, rtgt, rmask, NDOC, 70);
+	assert_true(fabsf(rloss - loss) <= 1e-5f * fabsf(loss));
+	at = 0;
+	for (int d = 0; d < NDOC; d++)
+		for (int i = 0; i < len[d]; i++, at++)
+			for (size_t v = 0; v < V; v++)
+				assert_true(fabsf(m->logits[((size_t)d * 70 + i) * V + v] -
+						  logits[(size_t)at * V + v]) <= 1e-4f);
+	assert_int_equal(llm_model_zero_grad(m, NULL), LLM_OK);
+	assert_int_equal(llm_model_backward(m, NULL), LLM_OK);
+	double worst = 0;
+	for (size_t i = 0; i < m->num_params; i++) {
+		double e = fabs(m->grads[i] - g[i]) / (1e-3 + fabs(g[i]));
+		worst = e > worst ? e : worst;
+	}
+	if (worst > 1e-3)
+		fail_msg("packed gradients differ from one-row gradients by %g (relative)", worst);
+
+	/* Positions that skip are refused. */
+	pos[10] = 12;
+	struct llm_diag d;
+	assert_int_equal(llm_model_forward_packed(m, tok, tgt, mask, pos, 1, T, NULL, &d),
+			 LLM_ERR_RANGE);
+	assert_non_null(strstr(d.msg, "token 10"));
+	free(logits);
+	free(g);
+	llm_model_free(m);
+}
+
 /* --- gradients by finite differences -------------------------------------------------------- */
 
 /* The loss as a function of one parameter entry, in float32 like the model itself. */
@@ -769,6 +844,7 @@ int main(void)
 	    cmocka_unit_test(test_config_errors_name_the_file_and_key),
 	    cmocka_unit_test(test_matmul_matches_double_precision_product),
 	    cmocka_unit_test(test_model_names_shapes_and_layout_follow_hugging_face),
+	    cmocka_unit_test(test_packed_rows_equal_one_document_per_row),
 	    cmocka_unit_test(test_init_is_seeded_with_the_stated_spread),
 	    cmocka_unit_test(test_forward_rejects_bad_ids_and_lengths_and_backward_needs_targets),
 	    cmocka_unit_test(test_attention_is_causal_and_sequences_are_independent),
