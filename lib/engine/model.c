@@ -20,6 +20,7 @@
 #include "core/rand.h"
 #include "engine/lora.h"
 #include "engine/matmul.h"
+#include "engine/vmath.h"
 #include "engine/model.h"
 
 /* --- the tensor table ----------------------------------------------------------------------- */
@@ -597,9 +598,10 @@ static void attention_forward(float *att, float *lse, const float *q, const floa
 				float mx = row[j0];
 				for (int j = j0 + 1; j <= t; j++)
 					mx = row[j] > mx ? row[j] : mx;
-				double sum = 0;
+				float sum = 0;
+#pragma omp simd reduction(+ : sum)
 				for (int j = j0; j <= t; j++) {
-					row[j] = expf(row[j] - mx);
+					row[j] = llm_expf(row[j] - mx);
 					sum += row[j];
 				}
 				float inv = (float)(1.0 / sum);
@@ -660,10 +662,11 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dat
 				for (int t = r0; t < r1; t++) {
 					float *p = P + (size_t)t * T, *dp = dP + (size_t)t * T;
 					int j0 = att_first(pb, t);
-					double dot = 0;
+					float dot = 0, l = lb[t];
+#pragma omp simd reduction(+ : dot)
 					for (int j = j0; j <= t; j++) {
-						p[j] = expf(p[j] - lb[t]);
-						dot += (double)p[j] * dp[j];
+						p[j] = llm_expf(p[j] - l);
+						dot += p[j] * dp[j];
 					}
 					for (int j = j0; j <= t; j++)
 						dp[j] = p[j] * (dp[j] - (float)dot);
@@ -685,13 +688,13 @@ static void attention_backward(float *dq, float *dk, float *dv, const float *dat
 
 static inline float sigmoid(float x)
 {
-	return 1.0f / (1.0f + expf(-x));
+	return 1.0f / (1.0f + llm_expf(-x));
 }
 
 /* h = silu(gate) · up. */
 static void swiglu_forward(float *h, const float *gate, const float *up, size_t n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
 	for (size_t i = 0; i < n; i++)
 		h[i] = gate[i] * sigmoid(gate[i]) * up[i];
 }
@@ -700,7 +703,7 @@ static void swiglu_forward(float *h, const float *gate, const float *up, size_t 
 static void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate,
 			    const float *up, size_t n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
 	for (size_t i = 0; i < n; i++) {
 		float g = gate[i], s = sigmoid(g);
 		dup[i] = dh[i] * g * s;
@@ -771,9 +774,10 @@ static float cross_entropy(struct llm_acts *a, const uint32_t *targets, const fl
 		float mx = row[0];
 		for (int j = 1; j < V; j++)
 			mx = row[j] > mx ? row[j] : mx;
-		double sum = 0;
+		float sum = 0;
+#pragma omp simd reduction(+ : sum)
 		for (int j = 0; j < V; j++)
-			sum += expf(row[j] - mx);
+			sum += llm_expf(row[j] - mx);
 		float lse = mx + (float)log(sum);
 		float w = mask ? mask[i] : 1.0f;
 		a->lse[i] = lse;
@@ -925,8 +929,13 @@ enum llm_err llm_model_backward(struct llm_model *m, struct llm_diag *diag)
 	for (int i = 0; i < N; i++) {
 		float *row = a->logits + (size_t)i * V;
 		float wt = a->wt[i], lse = a->lse[i];
+		if (wt == 0.0f) {
+			memset(row, 0, (size_t)V * sizeof *row);
+			continue;
+		}
+#pragma omp simd
 		for (int j = 0; j < V; j++)
-			row[j] = wt == 0.0f ? 0.0f : expf(row[j] - lse) * wt;
+			row[j] = llm_expf(row[j] - lse) * wt;
 		row[targets[i]] -= wt;
 	}
 	linear_backward(a->dx, gm->lm_head, a->logits, a->xnf, m->w.lm_head, N, D, V, false);
