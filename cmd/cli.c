@@ -67,7 +67,7 @@ int llm_cli_usage(const struct llm_cli *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	verror(c, fmt, ap);
 	va_end(ap);
-	if (c->verb)
+	if (c->verb && c->verb != c->tool->main)
 		fprintf(stderr, "Try '%s %s --help'.\n", c->tool->name, c->verb->name);
 	else
 		fprintf(stderr, "Try '%s --help'.\n", c->tool->name);
@@ -276,8 +276,12 @@ static int print_verb_help(const struct llm_cli *c)
 	const struct llm_verb *v = c->verb;
 	struct llm_buf b;
 	llm_buf_init(&b, 0);
-	llm_buf_printf(&b, "usage: %s %s %s\n%s\n\n%s\n\nOptions:\n", c->tool->name, v->name,
-		       v->usage, v->summary, v->about);
+	if (v == c->tool->main)
+		llm_buf_printf(&b, "usage: %s %s\n%s\n\n%s\n\nOptions:\n", c->tool->name, v->usage,
+			       v->summary, v->about);
+	else
+		llm_buf_printf(&b, "usage: %s %s %s\n%s\n\n%s\n\nOptions:\n", c->tool->name,
+			       v->name, v->usage, v->summary, v->about);
 	for (size_t i = 0; v->opts[i]; i++)
 		llm_opt_help(v->opts[i], &b);
 	char env[64], example[64];
@@ -315,6 +319,30 @@ static int finish(struct llm_cli *c, int status)
 	return status;
 }
 
+/* Parse the verb's options from argv (the words after the verb) and run it. */
+static int run_verb(struct llm_cli *c, int argc, char **argv)
+{
+	struct llm_diag d;
+	if (llm_opt_parse(c->verb->opts, c->tool->env, argc, argv, &c->args, &d)) {
+		if (d.code == LLM_ERR_NOMEM)
+			return llm_cli_fail(c, &d);
+		return llm_cli_usage(c, "%s", d.msg);
+	}
+	if (llm_args_flag(&c->args, "help"))
+		return print_verb_help(c);
+	if (llm_args_flag(&c->args, "version")) {
+		printf("%s (llmops) %s\n", c->tool->name, PACKAGE_VERSION);
+		return 0;
+	}
+	if (llm_args_flag(&c->args, "completion-helper")) {
+		for (size_t i = 0; i < c->args.nopts; i++)
+			printf("--%s\n", c->args.opts[i]->name);
+		return 0;
+	}
+	c->quiet = llm_args_flag(&c->args, "quiet");
+	return c->verb->run(c);
+}
+
 int llm_cli_main(const struct llm_tool *t, int argc, char **argv)
 {
 	struct llm_cli c = {.tool = t};
@@ -326,6 +354,10 @@ int llm_cli_main(const struct llm_tool *t, int argc, char **argv)
 	static char outbuf[1 << 16];
 	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
 
+	if (t->main) {
+		c.verb = t->main;
+		return finish(&c, run_verb(&c, argc - 1, argv + 1));
+	}
 	if (argc < 2)
 		return finish(&c, llm_cli_usage(&c, "a verb is needed"));
 	const char *verb = argv[1];
@@ -352,23 +384,5 @@ int llm_cli_main(const struct llm_tool *t, int argc, char **argv)
 			return finish(&c, llm_cli_usage(&c, "a verb must come first, not '%s'", verb));
 		return finish(&c, llm_cli_usage(&c, "unknown verb '%s'", verb));
 	}
-	struct llm_diag d;
-	if (llm_opt_parse(c.verb->opts, t->env, argc - 2, argv + 2, &c.args, &d)) {
-		if (d.code == LLM_ERR_NOMEM)
-			return finish(&c, llm_cli_fail(&c, &d));
-		return finish(&c, llm_cli_usage(&c, "%s", d.msg));
-	}
-	if (llm_args_flag(&c.args, "help"))
-		return finish(&c, print_verb_help(&c));
-	if (llm_args_flag(&c.args, "version")) {
-		printf("%s (llmops) %s\n", t->name, PACKAGE_VERSION);
-		return finish(&c, 0);
-	}
-	if (llm_args_flag(&c.args, "completion-helper")) {
-		for (size_t i = 0; i < c.args.nopts; i++)
-			printf("--%s\n", c.args.opts[i]->name);
-		return finish(&c, 0);
-	}
-	c.quiet = llm_args_flag(&c.args, "quiet");
-	return finish(&c, c.verb->run(&c));
+	return finish(&c, run_verb(&c, argc - 2, argv + 2));
 }

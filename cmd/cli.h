@@ -40,6 +40,9 @@ struct llm_tool {
 	const char *env;  /* "prep": LLMOPS_PREP_<OPTION> */
 	const char *summary;
 	const struct llm_verb *const *verbs; /* ends with NULL */
+	/* A program with no verbs (llm-eval): every argument is this verb's, and its --help shows
+	 * no verb name.  verbs is then NULL. */
+	const struct llm_verb *main;
 };
 
 struct llm_cli {
