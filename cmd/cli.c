@@ -319,6 +319,16 @@ static int finish(struct llm_cli *c, int status)
 	return status;
 }
 
+/* --version asks for the program's version unless the verb has an option of that name that
+ * takes a value (llm-pack create --version SEMVER). */
+static bool wants_version(const struct llm_args *a)
+{
+	for (size_t i = 0; i < a->nopts; i++)
+		if (!strcmp(a->opts[i]->name, "version"))
+			return a->opts[i]->type == LLM_OPT_FLAG && llm_args_flag(a, "version");
+	return false;
+}
+
 /* Parse the verb's options from argv (the words after the verb) and run it. */
 static int run_verb(struct llm_cli *c, int argc, char **argv)
 {
@@ -330,7 +340,7 @@ static int run_verb(struct llm_cli *c, int argc, char **argv)
 	}
 	if (llm_args_flag(&c->args, "help"))
 		return print_verb_help(c);
-	if (llm_args_flag(&c->args, "version")) {
+	if (wants_version(&c->args)) {
 		printf("%s (llmops) %s\n", c->tool->name, PACKAGE_VERSION);
 		return 0;
 	}

@@ -3,10 +3,13 @@
 #include "backend/backend.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+
+#include "artifact/resolve.h"
 
 const char *llm_endpoint_path(enum llm_endpoint ep)
 {
@@ -51,10 +54,18 @@ enum llm_err llm_backend_open(struct llm_backend **out, const struct llm_backend
 				    "concurrency must be at least 1, not %d", o->concurrency);
 	if (has_prefix_nocase(ref, "http://") || has_prefix_nocase(ref, "https://"))
 		return llm_backend_open_http(out, o, diag);
-	if (strncmp(ref, "registry:", 9) == 0 || has_suffix(ref, ".tar.gz"))
-		return llm_diag_set(
-		    diag, LLM_ERR_USAGE, ref, 0,
-		    "artifacts and registry references need llm-pack, not built yet");
+	if (llm_artifact_is_ref(ref)) {
+		/* A packed artifact or registry:NAME@REF: verified and unpacked once into the
+		 * cache, then the engine opens that folder under the name the user gave. */
+		char dir[PATH_MAX];
+		enum llm_err e = llm_artifact_resolve(ref, NULL, dir, sizeof dir, diag);
+		if (e)
+			return e;
+		struct llm_backend_opts o2 = *o;
+		o2.ref = dir;
+		o2.model_name = o->model_name ? o->model_name : ref;
+		return llm_backend_open_engine(out, &o2, diag);
+	}
 	struct stat st;
 	if (stat(ref, &st) != 0) {
 		if (errno == ENOENT)
@@ -101,4 +112,9 @@ int llm_backend_next(struct llm_backend *b, struct llm_result *out, struct llm_d
 size_t llm_backend_pending(const struct llm_backend *b)
 {
 	return b->ops->pending(b);
+}
+
+enum llm_err llm_backend_cancel(struct llm_backend *b, uint64_t tag)
+{
+	return b->ops->cancel ? b->ops->cancel(b, tag) : LLM_ERR_USAGE;
 }

@@ -44,8 +44,9 @@ const char *llm_endpoint_path(enum llm_endpoint ep);
 
 struct llm_backend_opts {
 	/* The model reference, as DESIGN.md section 4: a directory, a .gguf file, or an
-	 * http(s)://host[:port]/v1 base URL.  (Artifacts and registry: references belong to
-	 * llm-pack; until it resolves them they are LLM_ERR_USAGE with a message that says so.) */
+	 * http(s)://host[:port]/v1 base URL, or an artifact (NAME-VERSION.tar.gz) or
+	 * registry:NAME@VERSION|ALIAS reference, which lib/artifact/resolve.h verifies and unpacks
+	 * into a cache before the engine loads it. */
 	const char *ref;
 	/* For a URL: the "model" field to send when the request has none (--model-name).  For a
 	 * local model: the name responses report (default: the reference as given). */
@@ -133,6 +134,18 @@ int llm_backend_next(struct llm_backend *b, struct llm_result *out, struct llm_d
 /* Requests submitted and not yet returned by llm_backend_next. */
 size_t llm_backend_pending(const struct llm_backend *b);
 
+/* Stop a submitted request early (its client went away).  It still comes back from
+ * llm_backend_next, soon: from the engine as a response with what was generated so far and
+ * finish_reason "abort" (a request still waiting for a slot: nothing generated); over HTTP as
+ * an error with error_code "cancelled" (the transfer is dropped, nothing is retried).
+ * LLM_ERR_NOT_FOUND when no unfinished request has the tag (it finished already: its result
+ * stands), LLM_ERR_USAGE when the backend cannot cancel.
+ *
+ * llm_backend_submit and llm_backend_cancel may also be called from inside on_delta (that is,
+ * inside llm_backend_next, on its thread): a server that owns the backend on one thread takes
+ * new requests and cancellations there while long generations run. */
+enum llm_err llm_backend_cancel(struct llm_backend *b, uint64_t tag);
+
 /* --- for implementations (backend.c dispatches to these) ------------------------------------ */
 
 struct llm_backend_ops {
@@ -141,6 +154,7 @@ struct llm_backend_ops {
 	int (*next)(struct llm_backend *b, struct llm_result *out, struct llm_diag *diag);
 	size_t (*pending)(const struct llm_backend *b);
 	void (*close)(struct llm_backend *b);
+	enum llm_err (*cancel)(struct llm_backend *b, uint64_t tag); /* optional */
 };
 
 /* Every implementation's state starts with this. */

@@ -100,6 +100,7 @@ struct request {
 	float *plp;			/* (n_prompt) prompt log-probabilities, [0] unused */
 	struct llm_sample_result *ptop; /* (n_prompt) their alternatives, when logprobs > 0 */
 	bool finished;
+	bool cancelled; /* llm_backend_cancel: end at the next step with what it has */
 	struct llm_result res;
 	struct request *next; /* the done list */
 };
@@ -130,6 +131,7 @@ struct engine {
 	struct choice *wait_head, *wait_tail;
 	struct request *done_head, *done_tail;
 	size_t pending;
+	size_t n_cancel; /* requests marked cancelled since the last sweep */
 	struct llm_buf scratch;
 };
 
@@ -898,10 +900,12 @@ static void choice_done(struct choice *c)
 		c->out = c->seq.result;
 		llm_gen_seq_free(&c->seq, true);
 		c->seq_live = false;
-	} else if (!c->out.text.data) {
+	} else if (!c->out.text.data && !r->cancelled) {
 		/* Nothing generated (max_tokens 0): the prompt was the whole of it. */
 		c->out.finish = LLM_FINISH_LENGTH;
 	}
+	if (r->cancelled && c->out.finish == LLM_FINISH_NONE)
+		c->out.finish = LLM_FINISH_ABORT;
 	c->done = true;
 	if (++r->n_done == r->n)
 		finish_request(r);
@@ -1077,6 +1081,25 @@ static bool step(struct engine *e, struct llm_diag *d)
 	return true;
 }
 
+/* End the choices of cancelled requests, in slots or waiting: between steps, so that a cancel
+ * made from on_delta (inside a step) never changes the batch being read. */
+static void sweep_cancelled(struct engine *e)
+{
+	e->n_cancel = 0;
+	for (int s = 0; s < e->n_slots; s++) {
+		struct choice *c = e->slot[s];
+		if (c && c->r->cancelled && !c->done)
+			choice_done(c);
+	}
+	for (struct choice *c = e->wait_head, *nx; c; c = nx) {
+		nx = c->qnext;
+		if (c->r->cancelled && !c->done) {
+			unqueue(e, c);
+			choice_done(c);
+		}
+	}
+}
+
 /* --- the backend operations ----------------------------------------------------------------- */
 
 static struct engine *engine_of(struct llm_backend *b)
@@ -1177,6 +1200,8 @@ static int engine_next(struct llm_backend *b, struct llm_result *out, struct llm
 #endif
 	int ret = 0;
 	for (;;) {
+		if (e->n_cancel)
+			sweep_cancelled(e);
 		if (e->done_head) {
 			struct request *r = e->done_head;
 			e->done_head = r->next;
@@ -1211,6 +1236,25 @@ static int engine_next(struct llm_backend *b, struct llm_result *out, struct llm
 static size_t engine_pending(const struct llm_backend *b)
 {
 	return ((const struct engine *)b)->pending;
+}
+
+static enum llm_err engine_cancel(struct llm_backend *b, uint64_t tag)
+{
+	struct engine *e = engine_of(b);
+	struct request *r = NULL;
+	for (int s = 0; !r && s < e->n_slots; s++)
+		if (e->slot[s] && e->slot[s]->r->tag == tag && !e->slot[s]->r->finished)
+			r = e->slot[s]->r;
+	for (struct choice *c = e->wait_head; !r && c; c = c->qnext)
+		if (c->r->tag == tag && !c->r->finished)
+			r = c->r;
+	if (!r)
+		return LLM_ERR_NOT_FOUND;
+	if (!r->cancelled) {
+		r->cancelled = true;
+		e->n_cancel++;
+	}
+	return LLM_OK;
 }
 
 static void engine_close(struct llm_backend *b)
@@ -1253,6 +1297,7 @@ static const struct llm_backend_ops engine_ops = {
     .next = engine_next,
     .pending = engine_pending,
     .close = engine_close,
+    .cancel = engine_cancel,
 };
 
 /* --- opening ------------------------------------------------------------------------------ */

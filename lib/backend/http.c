@@ -71,6 +71,7 @@ struct req {
 	double not_before; /* in backoff: the retry time */
 	CURL *easy;
 	char errbuf[CURL_ERROR_SIZE];
+	bool cancelled; /* llm_backend_cancel: drop it at the next turn of the loop */
 
 	/* The current attempt. */
 	long status;
@@ -106,6 +107,7 @@ struct http {
 	int limit_max, limit; /* configured concurrency; the current one (halved on 429) */
 	int nrunning;
 	size_t pending;
+	size_t n_cancel; /* requests marked cancelled since the last sweep */
 	struct queue waiting, backoff, running, done;
 	struct bucket rpm, tpm;
 	struct llm_rand rng;
@@ -1090,10 +1092,37 @@ static enum llm_err http_submit(struct llm_backend *b, uint64_t tag, enum llm_en
 	return LLM_OK;
 }
 
+/* Drop the transfers of cancelled requests and finish them; outside libcurl's callbacks, where
+ * a handle may be removed. */
+static void sweep_cancelled(struct http *h)
+{
+	h->n_cancel = 0;
+	struct queue *qs[] = {&h->waiting, &h->backoff, &h->running};
+	for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
+		for (struct req *r = qs[i]->head, *nx; r; r = nx) {
+			nx = r->next;
+			if (!r->cancelled)
+				continue;
+			if (r->easy) {
+				curl_multi_remove_handle(h->multi, r->easy);
+				curl_easy_cleanup(r->easy);
+				r->easy = NULL;
+				h->nrunning--;
+			}
+			q_remove(r);
+			if (r->t0 < 0)
+				r->t0 = now_s();
+			finish(h, r, LLM_ERR_USAGE, "cancelled", "the request was cancelled");
+		}
+	}
+}
+
 static int http_next(struct llm_backend *b, struct llm_result *out, struct llm_diag *diag)
 {
 	struct http *h = (struct http *)b;
 	for (;;) {
+		if (h->n_cancel)
+			sweep_cancelled(h);
 		struct req *r = h->done.head;
 		if (r) {
 			q_remove(r);
@@ -1126,7 +1155,7 @@ static int http_next(struct llm_backend *b, struct llm_result *out, struct llm_d
 			attempt_done(h, (struct req *)priv, m->data.result);
 			ended = true;
 		}
-		if (ended)
+		if (ended || h->n_cancel)
 			continue; /* a slot is free, or a result is ready */
 		long ms = isfinite(wait) ? (long)ceil(wait * 1000.0) : POLL_MAX_MS;
 		if (ms < 1)
@@ -1145,6 +1174,22 @@ static int http_next(struct llm_backend *b, struct llm_result *out, struct llm_d
 static size_t http_pending(const struct llm_backend *b)
 {
 	return ((const struct http *)b)->pending;
+}
+
+static enum llm_err http_cancel(struct llm_backend *b, uint64_t tag)
+{
+	struct http *h = (struct http *)b;
+	struct queue *qs[] = {&h->running, &h->waiting, &h->backoff};
+	for (size_t i = 0; i < sizeof qs / sizeof *qs; i++)
+		for (struct req *r = qs[i]->head; r; r = r->next)
+			if (r->tag == tag) {
+				if (!r->cancelled) {
+					r->cancelled = true;
+					h->n_cancel++;
+				}
+				return LLM_OK;
+			}
+	return LLM_ERR_NOT_FOUND;
 }
 
 static void free_queue(struct queue *q)
@@ -1180,6 +1225,7 @@ static const struct llm_backend_ops http_ops = {
     .next = http_next,
     .pending = http_pending,
     .close = http_close,
+    .cancel = http_cancel,
 };
 
 static enum llm_err check_url(const char *ref, struct llm_diag *diag)

@@ -303,9 +303,11 @@ t 'the API key goes in an Authorization header and is never printed' '
 
 t 'references the backend cannot open are refused, naming them' '
 	echo "{}" > in.jsonl
-	run "$cli" --ref registry:support-bot@production < in.jsonl; expect_status 2
-	expect_err "registry:support-bot@production: artifacts and registry references need llm-pack"
-	run "$cli" --ref bot-1.0.0.tar.gz < in.jsonl; expect_status 2; expect_err "need llm-pack"
+	LLMOPS_PACK_REGISTRY=$PWD/no-registry; export LLMOPS_PACK_REGISTRY
+	run "$cli" --ref registry:support-bot@production < in.jsonl; expect_status 3
+	expect_err "support-bot: no such model in $PWD/no-registry"
+	run "$cli" --ref registry:Bad < in.jsonl; expect_status 2; expect_err "not a model name"
+	run "$cli" --ref bot-1.0.0.tar.gz < in.jsonl; expect_status 3; expect_err "bot-1.0.0.tar.gz"
 	run "$cli" --ref ./no-such-model < in.jsonl; expect_status 3; expect_err "./no-such-model: no such"
 	run "$cli" --ref in.jsonl < in.jsonl; expect_status 2; expect_err "in.jsonl: not a model reference"
 	run "$cli" --ref "http://exa mple/v1" < in.jsonl; expect_status 2; expect_err "not a valid server URL"

@@ -72,7 +72,8 @@ t 'no --model, an unknown reference, clashing options: usage errors (2)' '
 	echo "{\"prompt\":\"x\"}" > in.jsonl
 	run llm-gen in.jsonl; expect_status 2; expect_err "llm-gen: --model REF is needed"
 	expect_err "Try '\''llm-gen --help'\''"
-	run llm-gen --model registry:bot@production in.jsonl; expect_status 2; expect_no_out
+	run llm-gen --model registry:Bot@production in.jsonl; expect_status 2; expect_no_out
+	run llm-gen --model registry:bot@production in.jsonl; expect_status 3; expect_err "no such model"
 	run llm-gen --model nowhere/at/all in.jsonl; expect_status 3; expect_err "nowhere/at/all"
 	run llm-gen $G --chat --completions in.jsonl; expect_status 2
 	run llm-gen $G --stream --no-stream in.jsonl; expect_status 2
