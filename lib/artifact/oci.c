@@ -1367,9 +1367,9 @@ enum llm_err llm_oci_blob_push_file(struct llm_oci *c, const char *repo, const c
 		return llm_diag_set(d, S_ISDIR(st.st_mode) ? LLM_ERR_IS_DIR : LLM_ERR_IO, path, 0,
 				    "not a regular file");
 	}
-	uint64_t len;
+	uint64_t len = 0;
 	enum llm_err e = hash_file(fp, path, digest, &len, d);
-	if (size)
+	if (size && !e)
 		*size = len;
 	bool have = false;
 	if (!e)
