@@ -31,7 +31,7 @@ struct llm_verb {
 	const char *summary; /* one line for the verb list */
 	const char *usage;   /* operands after the verb: "[OPTIONS] [FILE...]" */
 	const char *about;   /* a paragraph for --help */
-	const struct llm_opt *opts[6]; /* the verb's tables, NULL-terminated */
+	const struct llm_opt *opts[8]; /* the verb's tables, NULL-terminated */
 	int (*run)(struct llm_cli *cli);
 };
 
