@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "backend/backend.h"
+#include "backend/retry.h"
 #include "backend/sse.h"
 #include "core/buf.h"
 #include "core/rand.h"
@@ -23,9 +24,6 @@
 #include <strings.h>
 #include <time.h>
 
-/* openai-python's backoff: 0.5 s doubling per retry, at most 8 s, less up to 25 % jitter. */
-#define INITIAL_RETRY_DELAY 0.5
-#define MAX_RETRY_DELAY	    8.0
 /* The most a response (or the text assembled from a stream) may hold. */
 #define RESPONSE_MAX (64u << 20)
 /* More choices than any server gives (OpenAI allows n <= 128). */
@@ -78,8 +76,7 @@ struct req {
 	bool decided; /* the body's kind is known (after the headers) */
 	bool sse;     /* the body is an event stream */
 	bool done_seen;
-	bool have_retry_after_ms, have_retry_after, have_should_retry;
-	char retry_after_ms[64], retry_after[128], should_retry[16], content_type[128];
+	struct llm_retry_headers hd; /* retry hints and content type */
 	struct llm_buf raw;
 	struct llm_sse parser;
 	struct acc acc;
@@ -216,8 +213,7 @@ static void attempt_reset(struct req *r)
 {
 	r->status = 0;
 	r->decided = r->sse = r->done_seen = false;
-	r->have_retry_after_ms = r->have_retry_after = r->have_should_retry = false;
-	r->retry_after_ms[0] = r->retry_after[0] = r->should_retry[0] = r->content_type[0] = '\0';
+	llm_retry_headers_reset(&r->hd);
 	r->errbuf[0] = '\0';
 	r->res.ttft_ms = -1; /* the first token of the attempt that answers */
 	llm_buf_clear(&r->raw);
@@ -258,54 +254,12 @@ static void stop(struct req *r, enum llm_err err, bool retry, const char *code, 
 
 /* --- headers ------------------------------------------------------------------------------ */
 
-static void copy_trimmed(char *dst, size_t dstsz, const char *s, size_t n)
-{
-	while (n > 0 && isspace((unsigned char)*s)) {
-		s++;
-		n--;
-	}
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		n--;
-	if (n >= dstsz)
-		n = dstsz - 1;
-	memcpy(dst, s, n);
-	dst[n] = '\0';
-}
-
-static bool header_is(const char *line, size_t n, const char *name, const char **val, size_t *vlen)
-{
-	size_t k = strlen(name);
-	if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0)
-		return false;
-	*val = line + k + 1;
-	*vlen = n - k - 1;
-	return true;
-}
-
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 {
 	struct req *r = ud;
 	size_t n = size * nmemb;
-	const char *v;
-	size_t vlen;
-	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-		/* A new response (after a 100 Continue, say): forget the previous one's headers. */
-		const char *sp = memchr(line, ' ', n);
-		r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		r->have_retry_after_ms = r->have_retry_after = r->have_should_retry = false;
-		r->content_type[0] = '\0';
-	} else if (header_is(line, n, "retry-after-ms", &v, &vlen)) {
-		copy_trimmed(r->retry_after_ms, sizeof r->retry_after_ms, v, vlen);
-		r->have_retry_after_ms = true;
-	} else if (header_is(line, n, "retry-after", &v, &vlen)) {
-		copy_trimmed(r->retry_after, sizeof r->retry_after, v, vlen);
-		r->have_retry_after = true;
-	} else if (header_is(line, n, "x-should-retry", &v, &vlen)) {
-		copy_trimmed(r->should_retry, sizeof r->should_retry, v, vlen);
-		r->have_should_retry = true;
-	} else if (header_is(line, n, "content-type", &v, &vlen)) {
-		copy_trimmed(r->content_type, sizeof r->content_type, v, vlen);
-	}
+	llm_retry_headers_line(&r->hd, line, n);
+	r->status = r->hd.status;
 	return n;
 }
 
@@ -503,7 +457,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	if (!r->decided) {
 		r->decided = true;
 		r->sse = r->status >= 200 && r->status < 300 &&
-			 strncasecmp(r->content_type, "text/event-stream", 17) == 0;
+			 strncasecmp(r->hd.content_type, "text/event-stream", 17) == 0;
 	}
 	if (r->sse) {
 		if (r->done_seen)
@@ -597,148 +551,24 @@ static bool any_finish_reason(const struct acc *a)
 
 /* --- the retry policy (openai-python's) --------------------------------------------------- */
 
-/* Python's float() of a header value: surrounding blanks, a sign, digits with single
- * underscores between them, "inf", "infinity" and "nan" in any case. */
-static bool py_float(const char *s, double *out, bool *overflow)
-{
-	char buf[64];
-	size_t n = 0;
-	*overflow = false;
-	while (isspace((unsigned char)*s))
-		s++;
-	size_t len = strlen(s);
-	while (len > 0 && isspace((unsigned char)s[len - 1]))
-		len--;
-	if (len == 0 || len >= sizeof buf)
-		return false;
-	const char *p = s;
-	size_t plen = len;
-	double sign = 1;
-	if (*p == '+' || *p == '-') {
-		sign = *p == '-' ? -1 : 1;
-		p++;
-		plen--;
-	}
-	if ((plen == 3 && !strncasecmp(p, "inf", 3)) ||
-	    (plen == 8 && !strncasecmp(p, "infinity", 8))) {
-		*out = sign * INFINITY;
-		return true;
-	}
-	if (plen == 3 && !strncasecmp(p, "nan", 3)) {
-		*out = NAN;
-		return true;
-	}
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '_') {
-			if (i == 0 || i + 1 == len || !isdigit((unsigned char)s[i - 1]) ||
-			    !isdigit((unsigned char)s[i + 1]))
-				return false;
-			continue;
-		}
-		if (!isdigit((unsigned char)c) && !strchr(".eE+-", c))
-			return false;
-		buf[n++] = c;
-	}
-	buf[n] = '\0';
-	char *end;
-	errno = 0;
-	double v = strtod(buf, &end);
-	if (end == buf || *end)
-		return false;
-	if (errno == ERANGE && isinf(v))
-		*overflow = v > 0;
-	*out = v;
-	return true;
-}
-
-/* An HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT", the weekday optional), as Unix time. */
-static bool http_date(const char *s, time_t *out)
-{
-	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-	const char *comma = strchr(s, ',');
-	if (comma)
-		s = comma + 1;
-	int day, year, hh, mm, ss;
-	char mon[4];
-	int used = 0;
-	if (sscanf(s, " %d %3s %d %d:%d:%d%n", &day, mon, &year, &hh, &mm, &ss, &used) != 6)
-		return false;
-	const char *m = NULL;
-	for (int i = 0; i < 12 && !m; i++)
-		if (!strncasecmp(mon, months + 3 * i, 3))
-			m = months + 3 * i;
-	if (!m || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60)
-		return false;
-	if (year < 100)
-		year += year < 70 ? 2000 : 1900;
-	struct tm tm = {.tm_year = year - 1900,
-			.tm_mon = (int)((m - months) / 3),
-			.tm_mday = day,
-			.tm_hour = hh,
-			.tm_min = mm,
-			.tm_sec = ss};
-	time_t t = timegm(&tm);
-	/* A numeric zone moves it; GMT, UTC, UT and none leave it. */
-	const char *z = s + used;
-	while (*z == ' ')
-		z++;
-	if ((*z == '+' || *z == '-') && isdigit((unsigned char)z[1])) {
-		long v = strtol(z + 1, NULL, 10);
-		long off = (v / 100) * 3600 + (v % 100) * 60;
-		t -= *z == '+' ? off : -off;
-	}
-	*out = t;
-	return true;
-}
-
-/* The server's hint in seconds: retry-after-ms, else retry-after as seconds, else as a date.
- * False when there is none.  A number too large for a double is a very long hint. */
-static bool retry_hint(const struct http *h, const struct req *r, double *out)
-{
-	bool overflow;
-	double v;
-	if (r->have_retry_after_ms && py_float(r->retry_after_ms, &v, &overflow)) {
-		*out = overflow ? h->max_retry_after_s + 1 : v / 1000.0;
-		return true;
-	}
-	if (r->have_retry_after && py_float(r->retry_after, &v, &overflow)) {
-		*out = overflow ? h->max_retry_after_s + 1 : v;
-		return true;
-	}
-	time_t t;
-	if (r->have_retry_after && http_date(r->retry_after, &t)) {
-		*out = difftime(t, time(NULL));
-		return true;
-	}
-	return false;
-}
-
 static bool retry_status(const struct http *h, const struct req *r, bool quota)
 {
 	double hint;
-	if (retry_hint(h, r, &hint) && isfinite(hint) && hint > h->max_retry_after_s)
+	if (llm_retry_hint(&r->hd, &hint) && isfinite(hint) && hint > h->max_retry_after_s)
 		return false;
 	if (quota)
 		return false;
-	if (r->have_should_retry && !strcmp(r->should_retry, "true"))
-		return true;
-	if (r->have_should_retry && !strcmp(r->should_retry, "false"))
-		return false;
-	return r->status == 408 || r->status == 409 || r->status == 429 || r->status >= 500;
+	int should = llm_retry_should(&r->hd);
+	return should >= 0 ? should == 1 : llm_retry_status(r->status);
 }
 
 static double retry_delay(struct http *h, const struct req *r, bool use_hint)
 {
 	double hint;
-	if (use_hint && retry_hint(h, r, &hint) && isfinite(hint) && hint > 0 &&
+	if (use_hint && llm_retry_hint(&r->hd, &hint) && isfinite(hint) && hint > 0 &&
 	    hint <= h->max_retry_after_s)
 		return hint;
-	int retries_taken = r->res.attempts - 1;
-	double sleep =
-	    fmin(INITIAL_RETRY_DELAY * pow(2.0, fmin(retries_taken, 1000)), MAX_RETRY_DELAY);
-	double jitter = 1 - 0.25 * llm_rand_double(&h->rng);
-	return fmax(sleep * jitter, 0);
+	return llm_retry_backoff(r->res.attempts - 1, llm_rand_double(&h->rng));
 }
 
 /* --- attempts ----------------------------------------------------------------------------- */

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include "serve/proxy.h"
+#include "backend/retry.h"
 #include "backend/sse.h"
 #include "core/buf.h"
 #include "core/json.h"
@@ -32,8 +33,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define INITIAL_RETRY_DELAY 0.5
-#define MAX_RETRY_DELAY	    8.0
 /* Servers a request remembers having tried (to prefer others on a retry). */
 #define TRIED_MAX 16
 /* Probes started per loop at most, and the slack in checking timeouts. */
@@ -89,9 +88,7 @@ struct preq {
 	struct llm_buf up_body;
 	long status;
 	bool decided, sse, committed, done_seen, finish_seen, broken_after;
-	char ctype[128];
-	char retry_after_ms[64], retry_after[128], should_retry[16];
-	bool have_ra_ms, have_ra, have_sr;
+	struct llm_retry_headers hd; /* retry hints and content type */
 	struct llm_buf raw; /* a body not streamed */
 	struct llm_sse parser;
 	struct llm_buf pending; /* framed events held before the first token */
@@ -545,53 +542,12 @@ static void fail_stream(struct llm_proxy *p, struct preq *q, const char *code, c
 
 /* --- reading what comes back ---------------------------------------------------------------- */
 
-static void copy_trimmed(char *dst, size_t dstsz, const char *s, size_t n)
-{
-	while (n > 0 && isspace((unsigned char)*s)) {
-		s++;
-		n--;
-	}
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		n--;
-	if (n >= dstsz)
-		n = dstsz - 1;
-	memcpy(dst, s, n);
-	dst[n] = '\0';
-}
-
-static bool header_is(const char *line, size_t n, const char *name, const char **val, size_t *vlen)
-{
-	size_t k = strlen(name);
-	if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0)
-		return false;
-	*val = line + k + 1;
-	*vlen = n - k - 1;
-	return true;
-}
-
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ud)
 {
 	struct preq *q = ud;
 	size_t n = size * nmemb;
-	const char *v;
-	size_t vlen;
-	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-		const char *sp = memchr(line, ' ', n);
-		q->status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		q->have_ra_ms = q->have_ra = q->have_sr = false;
-		q->ctype[0] = '\0';
-	} else if (header_is(line, n, "retry-after-ms", &v, &vlen)) {
-		copy_trimmed(q->retry_after_ms, sizeof q->retry_after_ms, v, vlen);
-		q->have_ra_ms = true;
-	} else if (header_is(line, n, "retry-after", &v, &vlen)) {
-		copy_trimmed(q->retry_after, sizeof q->retry_after, v, vlen);
-		q->have_ra = true;
-	} else if (header_is(line, n, "x-should-retry", &v, &vlen)) {
-		copy_trimmed(q->should_retry, sizeof q->should_retry, v, vlen);
-		q->have_sr = true;
-	} else if (header_is(line, n, "content-type", &v, &vlen)) {
-		copy_trimmed(q->ctype, sizeof q->ctype, v, vlen);
-	}
+	llm_retry_headers_line(&q->hd, line, n);
+	q->status = q->hd.status;
 	return n;
 }
 
@@ -742,7 +698,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	if (!q->decided) {
 		q->decided = true;
 		q->sse = q->status >= 200 && q->status < 300 &&
-			 strncasecmp(q->ctype, "text/event-stream", 17) == 0;
+			 strncasecmp(q->hd.content_type, "text/event-stream", 17) == 0;
 	}
 	if (atomic_load_explicit(&q->gone, memory_order_relaxed)) {
 		q->client_gone = true;
@@ -772,40 +728,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 		}
 	}
 	return e == LLM_OK ? n : 0;
-}
-
-/* --- the retry policy (openai-python's) ----------------------------------------------------- */
-
-/* The server's hint in seconds; false when there is none. */
-static bool retry_hint(const struct preq *q, double *out)
-{
-	char *end;
-	if (q->have_ra_ms) {
-		double v = strtod(q->retry_after_ms, &end);
-		if (end != q->retry_after_ms && *end == '\0') {
-			*out = v / 1000.0;
-			return true;
-		}
-	}
-	if (q->have_ra) {
-		double v = strtod(q->retry_after, &end);
-		if (end != q->retry_after && *end == '\0') {
-			*out = v;
-			return true;
-		}
-		time_t t = curl_getdate(q->retry_after, NULL);
-		if (t != -1) {
-			*out = difftime(t, time(NULL));
-			return true;
-		}
-	}
-	return false;
-}
-
-static double backoff(struct llm_proxy *p, int retries)
-{
-	double d = fmin(INITIAL_RETRY_DELAY * pow(2.0, fmin(retries, 64)), MAX_RETRY_DELAY);
-	return d * (1 - 0.25 * llm_rand_double(&p->rng));
 }
 
 /* --- attempts ------------------------------------------------------------------------------- */
@@ -859,8 +781,7 @@ static void reset_attempt(struct preq *q)
 {
 	q->status = 0;
 	q->decided = q->sse = q->done_seen = q->finish_seen = false;
-	q->ctype[0] = '\0';
-	q->have_ra_ms = q->have_ra = q->have_sr = false;
+	llm_retry_headers_reset(&q->hd);
 	llm_buf_clear(&q->raw);
 	llm_sse_reset(&q->parser);
 	llm_buf_clear(&q->pending);
@@ -1044,7 +965,7 @@ static void attempt_failed(struct llm_proxy *p, struct preq *q, bool retryable, 
 	if (retryable && q->tries_in_pool <= p->o.max_retries) {
 		count_retry(p, label);
 		q->retries++;
-		double delay = has_hint && hint > 0 ? hint : backoff(p, q->tries_in_pool - 1);
+		double delay = has_hint && hint > 0 ? hint : llm_retry_backoff(q->tries_in_pool - 1, llm_rand_double(&p->rng));
 		q->not_before = now_s() + delay;
 		next_attempt(p, q, true);
 		return;
@@ -1059,10 +980,10 @@ static void keep_last_answer(struct preq *q)
 	size_t n = q->raw.len < q->last_body.max ? q->raw.len : q->last_body.max;
 	if (n)
 		llm_buf_append(&q->last_body, q->raw.data, n);
-	snprintf(q->last_ctype, sizeof q->last_ctype, "%s", q->ctype);
+	snprintf(q->last_ctype, sizeof q->last_ctype, "%s", q->hd.content_type);
 	q->last_retry_after[0] = '\0';
-	if (q->have_ra)
-		snprintf(q->last_retry_after, sizeof q->last_retry_after, "%s", q->retry_after);
+	if (q->hd.have_after)
+		snprintf(q->last_retry_after, sizeof q->last_retry_after, "%s", q->hd.after);
 }
 
 /* A complete non-2xx answer. */
@@ -1078,12 +999,9 @@ static void failed_status(struct llm_proxy *p, struct preq *q)
 		 json_is_string(m) ? ": " : "", json_is_string(m) ? json_string_value(m) : "");
 	json_decref(root);
 	double hint = 0;
-	bool has_hint = retry_hint(q, &hint);
-	bool retryable = st == 408 || st == 409 || st == 429 || st >= 500;
-	if (q->have_sr && !strcmp(q->should_retry, "true"))
-		retryable = true;
-	else if (q->have_sr && !strcmp(q->should_retry, "false"))
-		retryable = false;
+	bool has_hint = llm_retry_hint(&q->hd, &hint) && isfinite(hint);
+	int should = llm_retry_should(&q->hd);
+	bool retryable = should >= 0 ? should == 1 : llm_retry_status(st);
 	if (quota)
 		retryable = false;
 	bool upstream_fault = retryable || st == 401 || st == 403 || quota || st >= 500;
@@ -1157,7 +1075,7 @@ static void succeed_whole(struct llm_proxy *p, struct preq *q)
 	}
 	q->ttft_ms = (now_s() - q->t0) * 1000.0;
 	q->err_code[0] = q->err_msg[0] = '\0';
-	bool ok = llm_httpd_reply(q->r, (int)q->status, q->ctype[0] ? q->ctype : "application/json",
+	bool ok = llm_httpd_reply(q->r, (int)q->status, q->hd.content_type[0] ? q->hd.content_type : "application/json",
 				  q->raw.data, q->raw.len);
 	q->final_status = ok ? (int)q->status : 499;
 	q->client_gone = !ok;
