@@ -21,57 +21,6 @@
 
 /* --- canonical JSON ------------------------------------------------------------------------- */
 
-static enum llm_err put_string(struct llm_buf *b, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	enum llm_err e = llm_buf_putc(b, '"');
-	size_t run = 0; /* bytes copied as they are, pending */
-	for (size_t i = 0; i < n && !e; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch >= 0x20 && ch != '"' && ch != '\\') {
-			run++;
-			continue;
-		}
-		e = llm_buf_append(b, s + i - run, run);
-		run = 0;
-		char esc[7] = {'\\', 0};
-		size_t len = 2;
-		switch (ch) {
-		case '"':
-			esc[1] = '"';
-			break;
-		case '\\':
-			esc[1] = '\\';
-			break;
-		case '\b':
-			esc[1] = 'b';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\f':
-			esc[1] = 'f';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[ch >> 4];
-			esc[5] = hex[ch & 15];
-			len = 6;
-		}
-		if (!e)
-			e = llm_buf_append(b, esc, len);
-	}
-	if (!e)
-		e = llm_buf_append(b, s + n - run, run);
-	return e ? e : llm_buf_putc(b, '"');
-}
-
 /* The shortest decimal that reads back as v, in ECMAScript's Number::toString layout. */
 static enum llm_err put_real(struct llm_buf *b, double v)
 {
@@ -153,7 +102,7 @@ enum llm_err llm_json_canonical(const json_t *v, struct llm_buf *b)
 	case JSON_REAL:
 		return put_real(b, json_real_value(v));
 	case JSON_STRING:
-		return put_string(b, json_string_value(v), json_string_length(v));
+		return llm_buf_json_string(b, json_string_value(v), json_string_length(v));
 	case JSON_ARRAY: {
 		enum llm_err e = llm_buf_putc(b, '[');
 		for (size_t i = 0; i < json_array_size(v) && !e; i++) {
@@ -182,7 +131,7 @@ enum llm_err llm_json_canonical(const json_t *v, struct llm_buf *b)
 			if (i)
 				e = llm_buf_putc(b, ',');
 			if (!e)
-				e = put_string(b, keys[i], strlen(keys[i]));
+				e = llm_buf_json_string(b, keys[i], strlen(keys[i]));
 			if (!e)
 				e = llm_buf_putc(b, ':');
 			if (!e)
