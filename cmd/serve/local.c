@@ -399,7 +399,7 @@ static void finish(struct serve_local *L, struct llm_result *res)
 	bool gone = atomic_load(&j->gone);
 
 	if (res->err == LLM_OK) {
-		json_t *root = json_loadb(res->body ? res->body : "", res->body_len, 0, NULL);
+		json_t *root = json_loadb(res->body ? res->body : "", res->body_len, JSON_ALLOW_NUL, NULL);
 		json_t *usage = json_object_get(root, "usage");
 		json_t *pt = json_object_get(usage, "prompt_tokens");
 		json_t *ct = json_object_get(usage, "completion_tokens");

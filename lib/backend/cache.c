@@ -289,7 +289,7 @@ enum llm_err llm_cache_put(struct llm_cache *c, const char *key, const char *mod
 		return llm_diag_set(diag, LLM_ERR_USAGE, NULL, 0, "not a cache key: %s", key);
 	json_error_t je;
 	json_t *req = json_loads(request, 0, &je);
-	json_t *res = json_loadb(response, len, 0, &je);
+	json_t *res = json_loadb(response, len, JSON_ALLOW_NUL, &je);
 	if (!json_is_object(req) || !json_is_object(res)) {
 		json_decref(req);
 		json_decref(res);

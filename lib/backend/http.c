@@ -421,7 +421,7 @@ static enum llm_err on_event(void *ctx, const struct llm_sse_event *ev)
 		r->done_seen = true;
 		return LLM_OK;
 	}
-	json_t *chunk = json_loadb(ev->data, ev->data_len, 0, NULL);
+	json_t *chunk = json_loadb(ev->data, ev->data_len, JSON_ALLOW_NUL, NULL);
 	if (!json_is_object(chunk)) {
 		json_decref(chunk);
 		stop(r, LLM_ERR_REMOTE, false, "invalid_response",

@@ -175,7 +175,7 @@ enum llm_err llm_response_parse(const char *body, size_t len, struct llm_respons
 {
 	memset(r, 0, sizeof *r);
 	json_error_t je;
-	json_t *root = json_loadb(body, len, 0, &je);
+	json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return llm_diag_set(diag, LLM_ERR_FORMAT, NULL, 0,

@@ -631,7 +631,7 @@ static enum llm_err on_event(void *ctx, const struct llm_sse_event *ev)
 		q->done_seen = true;
 		return frame(q, ev->data, ev->data_len);
 	}
-	json_t *chunk = json_loadb(ev->data, ev->data_len, 0, NULL);
+	json_t *chunk = json_loadb(ev->data, ev->data_len, JSON_ALLOW_NUL, NULL);
 	if (!json_is_object(chunk)) {
 		json_decref(chunk);
 		stop_attempt(q, true, "invalid_response",
@@ -990,7 +990,7 @@ static void keep_last_answer(struct preq *q)
 static void failed_status(struct llm_proxy *p, struct preq *q)
 {
 	long st = q->status;
-	json_t *root = json_loadb(q->raw.data ? q->raw.data : "", q->raw.len, 0, NULL);
+	json_t *root = json_loadb(q->raw.data ? q->raw.data : "", q->raw.len, JSON_ALLOW_NUL, NULL);
 	json_t *err = json_object_get(root, "error");
 	bool quota = is_quota(json_is_object(err) ? err : root);
 	json_t *m = json_object_get(json_is_object(err) ? err : root, "message");

@@ -226,9 +226,13 @@ static void responses_are_read_choice_by_choice(void **state)
 	free(u);
 	llm_response_free(&r);
 
-	const char *comp = "{\"choices\":[{\"index\":0,\"text\":\" ok\",\"finish_reason\":null}]}";
+	/* A model may well emit the byte 0 (byte-level vocabularies hold all 256): JSON writes it
+	 * as \u0000 and the answer keeps it, whole. */
+	const char *comp = "{\"choices\":[{\"index\":0,\"text\":\" o\\u0000k\",\"finish_reason\":null}]}";
 	assert_int_equal(llm_response_parse(comp, strlen(comp), &r, NULL), LLM_OK);
 	assert_int_equal(r.ep, LLM_EP_COMPLETIONS);
+	assert_int_equal(json_string_length(json_array_get(r.outputs, 0)), 4);
+	assert_memory_equal(json_string_value(json_array_get(r.outputs, 0)), " o\0k", 4);
 	assert_null(r.usage);
 	assert_null(r.model);
 	assert_false(r.has_logprobs);
