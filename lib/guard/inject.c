@@ -150,7 +150,8 @@ static const struct pattern patterns[] = {
     {LLM_INJECT_JAILBREAK, "roleplay_no_rules", 0.75, ON_NORM | CASELESS,
      "\\b(?:pretend|imagine|act|behave|roleplay|role-play)\\s+(?:that\\s+)?(?:you\\s+are|"
      "you're|to\\s+be|as|like)\\b[^.!?\\n]{0,60}\\b(?:no|without(?:\\s+any)?|free\\s+(?:of|"
-     "from)|not\\s+bound\\s+by|don't\\s+have|do\\s+not\\s+have|ignores?|unrestricted\\s+by)"
+     "from)|not\\s+bound\\s+by|(?:don|doesn)['\u2019]t\\s+have|do(?:es)?\\s+not\\s+have|has\\s+no|"
+     "ignores?|unrestricted\\s+by)"
      "\\s+(?:any\\s+)?(?:[\\p{L}]+\\s+)?(?:restrictions|rules|limits|limitations|filters|"
      "guidelines|censorship|morals|ethics|policies|boundaries|content\\s+policy)\\b"},
     {LLM_INJECT_JAILBREAK, "no_ethics", 0.6, ON_NORM | CASELESS,
