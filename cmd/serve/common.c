@@ -192,7 +192,7 @@ json_t *serve_body_json(struct serve *S, struct llm_httpd_req *r, const struct s
 	size_t len;
 	const char *body = llm_httpd_body(r, &len);
 	json_error_t je;
-	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!json_is_object(o)) {
 		if (o)
 			serve_fail(S, r, who, 400, "invalid_request_error", "invalid_json",

@@ -1164,7 +1164,7 @@ static enum llm_err engine_submit(struct llm_backend *b, uint64_t tag, enum llm_
 {
 	struct engine *e = engine_of(b);
 	json_error_t je;
-	json_t *o = json_loadb(body, len, 0, &je);
+	json_t *o = json_loadb(body, len, JSON_ALLOW_NUL, &je);
 	if (!json_is_object(o)) {
 		json_decref(o);
 		return llm_diag_set(diag, LLM_ERR_USAGE, NULL, 0,

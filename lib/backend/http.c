@@ -876,7 +876,7 @@ static enum llm_err http_submit(struct llm_backend *b, uint64_t tag, enum llm_en
 {
 	struct http *h = (struct http *)b;
 	json_error_t jerr;
-	json_t *root = json_loadb(body, len, 0, &jerr);
+	json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return llm_diag_set(diag, LLM_ERR_USAGE, NULL, 0,
