@@ -254,6 +254,8 @@ static void eval_free(struct eval *ev)
 	llm_buf_free(&ev->hyp);
 	llm_buf_free(&ev->scratch);
 	llm_buf_free(&ev->line);
+	strlist_free(&ev->refs);
+	strlist_free(&ev->outs);
 	llm_buf_free(&ev->ppl_desc);
 	llm_buf_free(&ev->judge_desc);
 	llm_buf_free(&ev->ppl_id);
@@ -266,6 +268,8 @@ static int run_eval(struct llm_cli *c)
 	llm_buf_init(&ev.hyp, 0);
 	llm_buf_init(&ev.scratch, 0);
 	llm_buf_init(&ev.line, 0);
+	llm_buf_init(&ev.refs.text, 0);
+	llm_buf_init(&ev.outs.text, 0);
 	llm_buf_init(&ev.ppl_desc, 0);
 	llm_buf_init(&ev.judge_desc, 0);
 	llm_buf_init(&ev.ppl_id, 0);

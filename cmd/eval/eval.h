@@ -20,18 +20,33 @@ struct llm_backend;
 struct llm_cache;
 struct llm_prompt_template;
 
-/* Interned strings: record ids and slice values, each stored once, looked up by hash. */
+/* Interned strings: record ids and slice values, each stored once, looked up by hash.  The
+ * bytes live in large blocks, so that 100,000 ids cost a few allocations, not 100,000. */
 struct strtab {
 	char **s;
 	uint32_t *uses; /* per string: how often record_id met it (for "#k" suffixes) */
+	uint64_t *hash; /* per string */
+	size_t *len;	/* per string */
 	size_t n, cap;
-	uint32_t *slot; /* open addressing: index + 1, 0 empty */
+	uint64_t *slot; /* open addressing: index + 1 and the hash's high half, 0 empty */
 	size_t nslots;
+	char **blocks; /* the string bytes */
+	size_t nblocks, block_left;
+	char *block_at;
 };
 /* The index of s (len bytes), added when absent; -1 when out of memory. */
 long strtab_intern(struct strtab *t, const char *s, size_t len, bool *added);
 long strtab_find(const struct strtab *t, const char *s);
 void strtab_free(struct strtab *t);
+
+/* Decoded strings side by side in one buffer, as pointer and length lists for the metrics. */
+struct strlist {
+	struct llm_buf text;
+	size_t *off, *len;
+	const char **ptr;
+	size_t n, cap;
+};
+void strlist_free(struct strlist *l);
 
 /* One --by field: the slice of every record. */
 struct slicing {
@@ -102,6 +117,7 @@ struct eval {
 	uint64_t seed;
 	/* scratch, reused per record */
 	struct llm_buf hyp, scratch, line;
+	struct strlist refs, outs; /* a record's references and samples */
 	double *row_tmp;
 };
 

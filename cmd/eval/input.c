@@ -14,17 +14,24 @@
 
 /* --- interned strings ------------------------------------------------------------------------ */
 
+/* A slot holds the string's index + 1 in its low half and the high half of its hash above,
+ * so that a probe compares strings only when the hashes agree, without reading the entries. */
+static inline uint64_t slot_of(size_t index, uint64_t hash)
+{
+	return (hash & 0xFFFFFFFF00000000ULL) | (uint64_t)(index + 1);
+}
+
 static enum llm_err strtab_grow(struct strtab *t)
 {
 	size_t ns = t->nslots ? t->nslots * 2 : 64;
-	uint32_t *slot = calloc(ns, sizeof *slot);
+	uint64_t *slot = calloc(ns, sizeof *slot);
 	if (!slot)
 		return LLM_ERR_NOMEM;
 	for (size_t i = 0; i < t->n; i++) {
-		size_t h = (size_t)llm_hash64(t->s[i], strlen(t->s[i]), 0) & (ns - 1);
+		size_t h = (size_t)t->hash[i] & (ns - 1);
 		while (slot[h])
 			h = (h + 1) & (ns - 1);
-		slot[h] = (uint32_t)(i + 1);
+		slot[h] = slot_of(i, t->hash[i]);
 	}
 	free(t->slot);
 	t->slot = slot;
@@ -32,14 +39,14 @@ static enum llm_err strtab_grow(struct strtab *t)
 	return LLM_OK;
 }
 
-static size_t strtab_probe(const struct strtab *t, const char *s, size_t len)
+/* The slot of s, or the empty slot where it would go. */
+static size_t strtab_probe(const struct strtab *t, const char *s, size_t len, uint64_t hash)
 {
-	size_t h = (size_t)llm_hash64(s, len, 0) & (t->nslots - 1);
-	while (t->slot[h]) {
-		const char *x = t->s[t->slot[h] - 1];
-		if (!strncmp(x, s, len) && !x[len])
+	size_t h = (size_t)hash & (t->nslots - 1);
+	for (uint64_t x; (x = t->slot[h]); h = (h + 1) & (t->nslots - 1)) {
+		size_t i = (uint32_t)x - 1;
+		if ((x ^ hash) >> 32 == 0 && t->len[i] == len && !memcmp(t->s[i], s, len))
 			break;
-		h = (h + 1) & (t->nslots - 1);
 	}
 	return h;
 }
@@ -48,8 +55,29 @@ long strtab_find(const struct strtab *t, const char *s)
 {
 	if (!t->nslots)
 		return -1;
-	size_t h = strtab_probe(t, s, strlen(s));
-	return t->slot[h] ? (long)t->slot[h] - 1 : -1;
+	size_t len = strlen(s);
+	size_t h = strtab_probe(t, s, len, llm_hash64(s, len, 0));
+	return t->slot[h] ? (long)(uint32_t)t->slot[h] - 1 : -1;
+}
+
+/* Room for len + 1 bytes in the current block, or a new one. */
+static char *strtab_room(struct strtab *t, size_t len)
+{
+	if (len + 1 > t->block_left) {
+		size_t size = len + 1 > 65536 ? len + 1 : 65536;
+		char **v = realloc(t->blocks, (t->nblocks + 1) * sizeof *v);
+		if (!v)
+			return NULL;
+		t->blocks = v;
+		if (!(t->blocks[t->nblocks] = malloc(size)))
+			return NULL;
+		t->block_at = t->blocks[t->nblocks++];
+		t->block_left = size;
+	}
+	char *p = t->block_at;
+	t->block_at += len + 1;
+	t->block_left -= len + 1;
+	return p;
 }
 
 long strtab_intern(struct strtab *t, const char *s, size_t len, bool *added)
@@ -57,9 +85,10 @@ long strtab_intern(struct strtab *t, const char *s, size_t len, bool *added)
 	*added = false;
 	if ((t->n + 1) * 2 > t->nslots && strtab_grow(t))
 		return -1;
-	size_t h = strtab_probe(t, s, len);
+	uint64_t hash = llm_hash64(s, len, 0);
+	size_t h = strtab_probe(t, s, len, hash);
 	if (t->slot[h])
-		return (long)t->slot[h] - 1;
+		return (long)(uint32_t)t->slot[h] - 1;
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 64;
 		char **v = realloc(t->s, cap * sizeof *v);
@@ -70,39 +99,44 @@ long strtab_intern(struct strtab *t, const char *s, size_t len, bool *added)
 		if (!u)
 			return -1;
 		t->uses = u;
+		uint64_t *hs = realloc(t->hash, cap * sizeof *hs);
+		if (!hs)
+			return -1;
+		t->hash = hs;
+		size_t *ls = realloc(t->len, cap * sizeof *ls);
+		if (!ls)
+			return -1;
+		t->len = ls;
 		t->cap = cap;
 	}
-	char *copy = malloc(len + 1);
+	char *copy = strtab_room(t, len);
 	if (!copy)
 		return -1;
 	memcpy(copy, s, len);
 	copy[len] = '\0';
 	t->s[t->n] = copy;
 	t->uses[t->n] = 1;
-	t->slot[h] = (uint32_t)(t->n + 1);
+	t->hash[t->n] = hash;
+	t->len[t->n] = len;
+	t->slot[h] = slot_of(t->n, hash);
 	*added = true;
 	return (long)t->n++;
 }
 
 void strtab_free(struct strtab *t)
 {
-	for (size_t i = 0; i < t->n; i++)
-		free(t->s[i]);
+	for (size_t i = 0; i < t->nblocks; i++)
+		free(t->blocks[i]);
+	free(t->blocks);
 	free(t->s);
 	free(t->uses);
+	free(t->hash);
+	free(t->len);
 	free(t->slot);
 	memset(t, 0, sizeof *t);
 }
 
 /* --- reading fields -------------------------------------------------------------------------- */
-
-/* Decoded strings side by side in one buffer, as pointer and length lists for the metrics. */
-struct strlist {
-	struct llm_buf text;
-	size_t *off, *len;
-	const char **ptr;
-	size_t n, cap;
-};
 
 static enum llm_err strlist_add(struct strlist *l, const char *raw, size_t raw_len)
 {
@@ -137,7 +171,13 @@ static void strlist_fix(struct strlist *l)
 		l->ptr[i] = l->text.data + l->off[i];
 }
 
-static void strlist_free(struct strlist *l)
+static void strlist_clear(struct strlist *l)
+{
+	llm_buf_clear(&l->text);
+	l->n = 0;
+}
+
+void strlist_free(struct strlist *l)
 {
 	llm_buf_free(&l->text);
 	free(l->off);
@@ -432,7 +472,7 @@ static enum llm_err put_number(struct llm_buf *b, double v)
 		return llm_buf_puts(b, "null");
 	if (v == 0)
 		v = 0; /* no "-0" */
-	return llm_buf_printf(b, "%.10g", v);
+	return llm_buf_put_g(b, v, 10);
 }
 
 /* The scores object: the record's own one (kept, ours replacing same-named members), else a
@@ -591,12 +631,13 @@ int eval_record(struct eval *ev, struct llm_cli_in *in, struct llm_record *rec,
 {
 	struct llm_cli *c = ev->c;
 	struct llm_metric_input mi = {0};
-	struct strlist refs = {0}, outs = {0};
-	llm_buf_init(&refs.text, 0);
-	llm_buf_init(&outs.text, 0);
+	/* The lists keep their buffers from record to record. */
+	struct strlist *refs = &ev->refs, *outs = &ev->outs;
+	strlist_clear(refs);
+	strlist_clear(outs);
 	struct llm_diag why;
 	double *row = ev->row_tmp;
-	enum llm_err e = gather(ev, rec, x, &mi, &refs, &outs, &why);
+	enum llm_err e = gather(ev, rec, x, &mi, refs, outs, &why);
 	if (!e && (e = llm_metric_set_stats(ev->set, &mi, row, &why)) && !why.file[0]) {
 		/* The metrics do not know where the record came from. */
 		snprintf(why.file, sizeof why.file, "%s", rec->file);
@@ -604,10 +645,8 @@ int eval_record(struct eval *ev, struct llm_cli_in *in, struct llm_record *rec,
 	}
 	/* sacreBLEU's nrefs counts the references that are not empty. */
 	size_t nrefs = 0;
-	for (size_t i = 0; i < refs.n; i++)
-		nrefs += refs.len[i] > 0;
-	strlist_free(&refs);
-	strlist_free(&outs);
+	for (size_t i = 0; i < refs->n; i++)
+		nrefs += refs->len[i] > 0;
 	if (e == LLM_ERR_NOMEM) {
 		llm_cli_error(c, "out of memory");
 		in->status = LLM_EXIT_IO;

@@ -313,8 +313,8 @@ static enum llm_err put_num(struct llm_buf *b, double v)
 	if (!isfinite(v))
 		return llm_buf_puts(b, "null");
 	if (v == floor(v) && fabs(v) < 9.0e15)
-		return llm_buf_printf(b, "%lld", (long long)v);
-	return llm_buf_printf(b, "%.10g", v);
+		return llm_buf_put_int(b, (long long)v);
+	return llm_buf_put_g(b, v, 10);
 }
 
 /* "name": [stats] of one metric of one record. */

@@ -2,7 +2,9 @@
 
 #include "core/buf.h"
 
+#include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +122,112 @@ enum llm_err llm_buf_json_string(struct llm_buf *b, const char *s, size_t n)
 	if (!e)
 		e = llm_buf_putc(b, '"');
 	return e;
+}
+
+enum llm_err llm_buf_put_int(struct llm_buf *b, long long v)
+{
+	char tmp[24], *w = tmp + sizeof tmp;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do
+		*--w = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--w = '-';
+	return llm_buf_append(b, w, (size_t)(tmp + sizeof tmp - w));
+}
+
+/* Exact powers of ten as doubles (10^22 is the last one a double holds exactly). */
+static const double pow10_exact[] = {1e0,  1e1,	 1e2,  1e3,  1e4,  1e5,	 1e6,  1e7,
+				     1e8,  1e9,	 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+				     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The digits of a (> 0) rounded to prec significant digits, as an integer d with
+ * 10^(prec-1) <= d < 10^prec, and the decimal exponent of its first digit; false where that
+ * cannot be told for certain from one scaling in doubles (close to a rounding tie), which
+ * leaves it to snprintf.  a·10^k is one correctly rounded operation (10^|k| is exact), so it
+ * is off by at most half an ulp; a fraction further than a few ulps from one half rounds the
+ * same way as the exact value would. */
+static bool sig_digits(double a, int prec, int e, unsigned long long *d, int *exp10)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		int k = prec - 1 - e;
+		if (k > 22 || k < -22)
+			return false;
+		double y = k >= 0 ? a * pow10_exact[k] : a / pow10_exact[-k];
+		double lo = pow10_exact[prec - 1], hi = pow10_exact[prec];
+		if (y >= hi) { /* e too small */
+			e++;
+			continue;
+		}
+		unsigned long long r = (unsigned long long)y;
+		double f = y - (double)r, margin = y * 0x1p-49;
+		if (f > 0.5 - margin && f < 0.5 + margin)
+			return false;
+		r += f > 0.5;
+		if ((double)r < lo) { /* e too large */
+			e--;
+			continue;
+		}
+		if ((double)r >= hi) { /* 9.99...96 rounded up to the next power of ten */
+			r = (unsigned long long)lo;
+			e++;
+		}
+		*d = r;
+		*exp10 = e;
+		return true;
+	}
+	return false;
+}
+
+enum llm_err llm_buf_put_g(struct llm_buf *b, double v, int prec)
+{
+	/* The fast path: finite, nonzero, at most 15 digits (so that the digits fit a double
+	 * exactly) and a magnitude that %g writes without an exponent. */
+	double a = v < 0 ? -v : v;
+	if (v == 0 && prec >= 1)
+		return llm_buf_puts(b, signbit(v) ? "-0" : "0");
+	if (prec < 1 || prec > 15 || !(a >= 1e-5) || !(a < 1e15))
+		return llm_buf_printf(b, "%.*g", prec, v);
+	/* The decimal exponent, near enough: sig_digits corrects it by one either way. */
+	int e = 0;
+	if (a >= 1) {
+		while (e < 14 && a >= pow10_exact[e + 1])
+			e++;
+	} else {
+		e = -1;
+		while (e > -5 && a < 1.0 / pow10_exact[-e])
+			e--;
+	}
+	unsigned long long d;
+	int x;
+	if (!sig_digits(a, prec, e, &d, &x) || x < -4 || x >= prec)
+		return llm_buf_printf(b, "%.*g", prec, v);
+	char dig[16];
+	for (int i = prec - 1; i >= 0; i--, d /= 10)
+		dig[i] = (char)('0' + d % 10);
+	int nd = prec; /* %g drops the fraction's trailing zeros, then a bare point */
+	while (nd > 1 && dig[nd - 1] == '0' && nd > x + 1)
+		nd--;
+	char out[40], *w = out;
+	if (v < 0)
+		*w++ = '-';
+	if (x < 0) {
+		*w++ = '0';
+		*w++ = '.';
+		for (int i = 0; i < -x - 1; i++)
+			*w++ = '0';
+		memcpy(w, dig, (size_t)nd);
+		w += nd;
+	} else {
+		memcpy(w, dig, (size_t)x + 1);
+		w += x + 1;
+		if (nd > x + 1) {
+			*w++ = '.';
+			memcpy(w, dig + x + 1, (size_t)(nd - x - 1));
+			w += nd - x - 1;
+		}
+	}
+	return llm_buf_append(b, out, (size_t)(w - out));
 }
 
 enum llm_err llm_buf_base64(struct llm_buf *b, const void *p, size_t n)

@@ -34,6 +34,11 @@ enum llm_err llm_buf_printf(struct llm_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Append s as a JSON string literal, quotes included; s must be valid UTF-8. */
 enum llm_err llm_buf_json_string(struct llm_buf *b, const char *s, size_t n);
+/* Append v as printf's "%.*g" with precision prec writes it, the same text, several times
+ * faster for the plain decimal numbers that scores are (the rest goes through snprintf). */
+enum llm_err llm_buf_put_g(struct llm_buf *b, double v, int prec);
+/* Append v in decimal, as printf's "%lld". */
+enum llm_err llm_buf_put_int(struct llm_buf *b, long long v);
 /* Append n bytes of p in base64 (RFC 4648, padded). */
 enum llm_err llm_buf_base64(struct llm_buf *b, const void *p, size_t n);
 

@@ -47,13 +47,15 @@ struct tok_slot {
 	uint32_t gen; /* the slot is in use when gen is the table's */
 };
 
-/* One n-gram of the hypothesis (32 bytes): its first occurrence in the id sequence (position
- * << 3 | order - 1), how often the hypothesis has it, its highest count in one reference so
- * far, and its count in the reference being read (cur, valid when stamp is that reference's). */
+/* One n-gram of the hypothesis (32 bytes).  The n-grams form a trie: an n-gram's key is the
+ * slot of its first n - 1 tokens (+ 1; 0 for none) and its last token id, so two n-grams are
+ * equal exactly when their keys are, with no token sequence to compare.  Then its order, how
+ * often the hypothesis has it, its highest count in one reference so far, and its count in the
+ * reference being read (cur, valid when stamp is that reference's). */
 struct ng_slot {
-	uint64_t h;
+	uint64_t key;
 	uint32_t gen;
-	uint32_t at;
+	uint32_t order;
 	uint32_t count;
 	uint32_t maxref;
 	uint32_t cur;
@@ -295,7 +297,7 @@ static inline unsigned is_13a_sym(unsigned char c)
 	 * only the second in another, so whether one is taken never decides another match, and
 	 * the split removes it in the end. */
 	const uint64_t lo = 0xFC008F7E00000000ULL, hi = 0x78000001F8000001ULL;
-	return c < 64 ? (unsigned)(lo >> c & 1) : c < 128 ? (unsigned)(hi >> (c - 64) & 1) : 0;
+	return (unsigned)(c < 128) & (unsigned)((c < 64 ? lo : hi) >> (c & 63));
 }
 
 static inline bool is_digit(unsigned char c)
@@ -449,15 +451,20 @@ static enum llm_err tok_13a(struct llm_bleu_scratch *sc, struct seg *g, const ch
 		return e;
 	char *w = b1->data;
 	*w++ = ' ';
+	/* The runs between symbols in one copy each: in text, symbols are few. */
 	for (size_t i = 0; i < n; i++) {
-		/* Without a branch: " c " is written either way, and a plain c keeps only its
-		 * first byte (the room for 3n + 2 bytes is there). */
-		unsigned char c = (unsigned char)s[i];
-		unsigned sym = is_13a_sym(c);
-		w[0] = sym ? ' ' : (char)c;
-		w[1] = (char)c;
+		size_t j = i;
+		while (j < n && !is_13a_sym((unsigned char)s[j]))
+			j++;
+		memcpy(w, s + i, j - i);
+		w += j - i;
+		if (j == n)
+			break;
+		w[0] = ' ';
+		w[1] = s[j];
 		w[2] = ' ';
-		w += 1 + 2 * sym;
+		w += 3;
+		i = j;
 	}
 	*w++ = ' ';
 	done(b1, w);
@@ -750,14 +757,12 @@ static inline bool same_bytes(const char *a, const char *b, size_t n)
 	return true;
 }
 
-/* The n-gram hash extended by one more token id. */
-static inline uint64_t ng_step(uint64_t h, uint32_t id)
+/* The key of the n-gram whose first n - 1 tokens are in slot prefix - 1 (prefix 0: none) and
+ * whose last token is id. */
+static inline uint64_t ng_key(size_t prefix, uint32_t id)
 {
-	h = (h ^ id) * 0x9E3779B97F4A7C15ULL;
-	return h ^ (h >> 31);
+	return (uint64_t)prefix << 32 | id;
 }
-
-#define NG_SEED 0x243F6A8885A308D3ULL
 
 /* Make a table ready for entries: at least 2·entries slots in use (a power of two, *mask + 1),
  * all of them empty, which moving to a new generation does without touching them. */
@@ -852,22 +857,13 @@ static enum llm_err lookup_ref(struct llm_bleu_scratch *sc)
 	return LLM_OK;
 }
 
-/* The slot of the n-gram ids[0..n) with hash h, or the empty slot where it would go. */
-static inline struct ng_slot *ng_find(struct ng_slot *nt, size_t mask, uint32_t gen,
-				      const uint32_t *hid, uint64_t h, const uint32_t *ids,
-				      uint32_t n)
+/* The slot of the n-gram with this key, or the empty slot where it would go. */
+static inline struct ng_slot *ng_find(struct ng_slot *nt, size_t mask, uint32_t gen, uint64_t key)
 {
+	uint64_t h = key * 0x9E3779B97F4A7C15ULL;
 	for (size_t j = (size_t)(h ^ (h >> 29)) & mask;; j = (j + 1) & mask) {
 		struct ng_slot *s = &nt[j];
-		if (s->gen != gen)
-			return s;
-		if (s->h != h || (s->at & 7) != n - 1)
-			continue;
-		const uint32_t *a = hid + (s->at >> 3);
-		uint32_t k = 0;
-		while (k < n && a[k] == ids[k])
-			k++;
-		if (k == n)
+		if (s->gen != gen || s->key == key)
 			return s;
 	}
 }
@@ -889,7 +885,7 @@ enum llm_err llm_bleu_stats_scratch(struct llm_bleu_scratch *sc, const struct ll
 	if (e)
 		return e;
 	const size_t L = sc->hyp.nsp;
-	/* Positions go in 29 bits of ng_slot.at; a text this limit allows has fewer tokens. */
+	/* A limit on the tables below; a text LLM_BLEU_MAX_SEGMENT allows has fewer tokens. */
 	if (L >= (size_t)1 << 29)
 		return llm_diag_set(diag, LLM_ERR_TOO_BIG, NULL, 0, "hypothesis too long");
 	if ((e = intern_hyp(sc)))
@@ -907,16 +903,16 @@ enum llm_err llm_bleu_stats_scratch(struct llm_bleu_scratch *sc, const struct ll
 	const uint32_t *const hid = sc->hid;
 	size_t nused = 0;
 	for (size_t i = 0; i < L; i++) {
-		uint64_t h = NG_SEED;
+		size_t prefix = 0;
 		for (uint32_t n = 1; n <= N && i + n <= L; n++) {
-			h = ng_step(h, hid[i + n - 1]);
-			struct ng_slot *s = ng_find(nt, mask, gen, hid, h, hid + i, n);
+			uint64_t key = ng_key(prefix, hid[i + n - 1]);
+			struct ng_slot *s = ng_find(nt, mask, gen, key);
+			prefix = (size_t)(s - nt) + 1;
 			if (s->gen == gen) {
 				s->count++;
 				continue;
 			}
-			*s = (struct ng_slot){
-			    .h = h, .gen = gen, .at = (uint32_t)(i << 3 | (n - 1)), .count = 1};
+			*s = (struct ng_slot){.key = key, .gen = gen, .order = n, .count = 1};
 			sc->used[nused++] = (uint32_t)(s - nt);
 		}
 	}
@@ -940,15 +936,15 @@ enum llm_err llm_bleu_stats_scratch(struct llm_bleu_scratch *sc, const struct ll
 		const uint32_t stamp = (uint32_t)kept;
 		const uint32_t *rid = sc->rid;
 		for (size_t j = 0; j < R; j++) {
-			uint64_t h = NG_SEED;
+			size_t prefix = 0;
 			for (uint32_t n = 1; n <= N && j + n <= R; n++) {
 				uint32_t id = rid[j + n - 1];
 				if (id == NO_ID)
 					break;
-				h = ng_step(h, id);
-				struct ng_slot *s = ng_find(nt, mask, gen, hid, h, rid + j, n);
+				struct ng_slot *s = ng_find(nt, mask, gen, ng_key(prefix, id));
 				if (s->gen != gen)
 					break; /* no longer n-gram from here is the hypothesis' */
+				prefix = (size_t)(s - nt) + 1;
 				if (s->stamp != stamp) {
 					s->stamp = stamp;
 					s->cur = 0;
@@ -971,7 +967,7 @@ enum llm_err llm_bleu_stats_scratch(struct llm_bleu_scratch *sc, const struct ll
 	}
 	for (size_t k = 0; k < nused; k++) {
 		const struct ng_slot *s = &nt[sc->used[k]];
-		correct[s->at & 7] += s->count < s->maxref ? s->count : s->maxref;
+		correct[s->order - 1] += s->count < s->maxref ? s->count : s->maxref;
 	}
 	return LLM_OK;
 }

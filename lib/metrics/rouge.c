@@ -190,7 +190,7 @@ static inline uint64_t mix(uint64_t h, uint64_t v)
 
 /* The key of s[0..n) whose first 16 bytes (zero-padded, byte i at bits 8i) are k0 and k1: the
  * tokenizer builds those as it copies the token. */
-static struct key key_of(const char *s, size_t n, uint64_t k0, uint64_t k1)
+static inline struct key key_of(const char *s, size_t n, uint64_t k0, uint64_t k1)
 {
 	struct key k = {.k0 = k0, .k1 = k1};
 	uint64_t h = mix(mix(HASH_SEED ^ (n * 0x9E3779B97F4A7C15ULL), k.k0), k.k1);
@@ -208,7 +208,8 @@ static struct key make_key(const char *s, size_t n)
 }
 
 /* The slot holding s, or the empty slot where it would go. */
-static size_t vocab_find(const struct llm_rouge *r, const char *s, size_t len, const struct key *k)
+static inline size_t vocab_find(const struct llm_rouge *r, const char *s, size_t len,
+				const struct key *k)
 {
 	size_t mask = r->tsize - 1;
 	for (size_t i = (size_t)k->h & mask;; i = (i + 1) & mask) {
@@ -344,21 +345,32 @@ static inline char alnum_lower(unsigned char c)
 	return 0;
 }
 
-static enum llm_err emit(struct llm_rouge *r, struct seq *q, const char *w, size_t len,
-			 uint64_t k[2])
+/* The token w[0..len), whose first 16 bytes are k0 and k1, to its id at the end of q.  The key
+ * comes by value, so that the tokenizer can build it in registers. */
+static inline enum llm_err emit(struct llm_rouge *r, struct seq *q, const char *w, size_t len,
+				uint64_t k0, uint64_t k1)
 {
-	struct key key = key_of(w, len, k[0], k[1]);
-	k[0] = k[1] = 0;
+	struct key key = key_of(w, len, k0, k1);
+	/* Most tokens of a corpus were seen before, their ids known: one probe, one store. */
+	if (r->tsize && q->n < q->cap && q->n < UINT32_MAX - 1) {
+		const struct vslot *sl = &r->table[vocab_find(r, w, len, &key)];
+		if (sl->id1 && sl->tok != NONE) {
+			q->ids[q->n++] = sl->tok;
+			return LLM_OK;
+		}
+	}
 	uint32_t id;
 	enum llm_err e = token_id(r, w, len, &key, &id);
 	return e != LLM_OK ? e : seq_push(q, id);
 }
 
 /* Append byte c to the token, and to its key's first 16 bytes. */
-static inline void put(char *word, size_t *wl, uint64_t k[2], char c)
+static inline void put(char *word, size_t *wl, uint64_t *k0, uint64_t *k1, char c)
 {
-	if (*wl < 16)
-		k[*wl / 8] |= (uint64_t)(unsigned char)c << (8 * (*wl % 8));
+	if (*wl < 8)
+		*k0 |= (uint64_t)(unsigned char)c << (8 * *wl);
+	else if (*wl < 16)
+		*k1 |= (uint64_t)(unsigned char)c << (8 * (*wl - 8));
 	word[(*wl)++] = c;
 }
 
@@ -376,19 +388,20 @@ static enum llm_err tokenize_default(struct llm_rouge *r, const char *s, size_t 
 		return LLM_ERR_NOMEM;
 	char *word = r->word.data;
 	size_t wl = 0, begin = 0;
-	uint64_t k[2] = {0, 0};
+	uint64_t k0 = 0, k1 = 0;
 	for (size_t i = 0; i < n;) {
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x80) {
 			char l = alnum_lower(c);
 			i++;
 			if (l) {
-				put(word, &wl, k, l);
+				put(word, &wl, &k0, &k1, l);
 				continue;
 			}
-			if (wl && (e = emit(r, q, word, wl, k)) != LLM_OK)
+			if (wl && (e = emit(r, q, word, wl, k0, k1)) != LLM_OK)
 				return e;
 			wl = 0;
+			k0 = k1 = 0;
 			if (c == '\n' && (e = seq_end_sentence(q, &begin)) != LLM_OK)
 				return e;
 			continue;
@@ -402,16 +415,17 @@ static enum llm_err tokenize_default(struct llm_rouge *r, const char *s, size_t 
 		}
 		i += (size_t)len;
 		if (cp == 0x212A) {
-			put(word, &wl, k, 'k');
+			put(word, &wl, &k0, &k1, 'k');
 			continue;
 		}
 		if (cp == 0x130)
-			put(word, &wl, k, 'i');
-		if (wl && (e = emit(r, q, word, wl, k)) != LLM_OK)
+			put(word, &wl, &k0, &k1, 'i');
+		if (wl && (e = emit(r, q, word, wl, k0, k1)) != LLM_OK)
 			return e;
 		wl = 0;
+		k0 = k1 = 0;
 	}
-	if (wl && (e = emit(r, q, word, wl, k)) != LLM_OK)
+	if (wl && (e = emit(r, q, word, wl, k0, k1)) != LLM_OK)
 		return e;
 	return seq_finish(q, &begin);
 }
@@ -502,7 +516,8 @@ static enum llm_err tokenize(struct llm_rouge *r, const char *s, size_t n, struc
 	q->n = 0;
 	q->n_sent = 0;
 	size_t bad_at = 0;
-	struct llm_diag d = {0};
+	struct llm_diag d; /* only the Unicode tokenizer's errors fill it */
+	d.msg[0] = '\0';
 	enum llm_err e = r->o.unicode ? tokenize_unicode(r, s ? s : "", n, q, &d)
 				      : tokenize_default(r, s ? s : "", n, q, &bad_at);
 	llm_buf_clear(&r->word);
