@@ -329,6 +329,88 @@ static bool wants_version(const struct llm_args *a)
 	return false;
 }
 
+/* Shell completion.  "--completion-helper" alone lists a program's verbs, or a verb's options,
+ * one per line (the man-page tests read that).  "--completion-helper spec" tells the bash
+ * completion (data/completion/llmops.bash) all it needs in one run, as tab-separated lines:
+ *   verb NAME                          a verb, with options of its own: "PROG ... NAME --help"
+ *   subverb NAME                       a word the verb takes first, with the verb's options
+ *                                      ("tokenizer train", "runs list|show|compare")
+ *   opt --LONG -S ARG CHOICES          an option; "-" for no short name, no argument (a flag)
+ *                                      or no list of choices
+ * The subverbs are read from the verb's usage line, so that a verb never lists them twice:
+ * lower-case words are words to type, upper-case ones stand for values. */
+static size_t usage_word(const char *s)
+{
+	size_t n = 0;
+	if (*s < 'a' || *s > 'z')
+		return 0;
+	while ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '-')
+		n++;
+	return s[n] == '\0' || s[n] == ' ' || s[n] == '|' || s[n] == '\n' ? n : 0;
+}
+
+static const char *skip_spaces(const char *s)
+{
+	while (*s == ' ')
+		s++;
+	return s;
+}
+
+/* One line of a verb's usage; the first line is the verb's own, the others (after a newline)
+ * are other forms of the command: "       llm-gen batch export|import ...", whose first word
+ * the program dispatches as a verb of its own. */
+static void print_usage_line(const struct llm_cli *c, const char *s, bool first)
+{
+	size_t tl = strlen(c->tool->name), n;
+	s = skip_spaces(s);
+	if (!first) {
+		if (!strncmp(s, c->tool->name, tl) && s[tl] == ' ' && (n = usage_word(s + tl + 1)))
+			printf("verb\t%.*s\n", (int)n, s + tl + 1);
+		return;
+	}
+	if (!(n = usage_word(s)))
+		return;
+	printf("subverb\t%.*s\n", (int)n, s);
+	/* "list|show RUN|compare RUN...": the alternatives are the first word's siblings; after
+	 * "batch export|import" they would be the next level's. */
+	if (usage_word(skip_spaces(s + n)))
+		return;
+	int depth = 0;
+	for (const char *p = s + n; *p && *p != '\n'; p++) {
+		if (*p == '[' || *p == '(')
+			depth++;
+		else if ((*p == ']' || *p == ')') && depth > 0)
+			depth--;
+		else if (*p == '|' && !depth) {
+			const char *w = skip_spaces(p + 1);
+			if ((n = usage_word(w)))
+				printf("subverb\t%.*s\n", (int)n, w);
+		}
+	}
+}
+
+static void print_usage_words(const struct llm_cli *c, const char *usage)
+{
+	for (const char *line = usage; line;) {
+		print_usage_line(c, line, line == usage);
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+}
+
+static void print_verb_spec(const struct llm_cli *c)
+{
+	print_usage_words(c, c->verb->usage);
+	for (size_t i = 0; i < c->args.nopts; i++) {
+		const struct llm_opt *o = c->args.opts[i];
+		char s[3] = {'-', o->short_name, 0};
+		const char *arg = o->type == LLM_OPT_FLAG ? "-" : o->arg ? o->arg : "VALUE";
+		const char *choices = o->type == LLM_OPT_CHOICE && o->choices ? o->choices : "-";
+		printf("opt\t--%s\t%s\t%s\t%s\n", o->name, o->short_name ? s : "-", arg, choices);
+	}
+}
+
 /* Parse the verb's options from argv (the words after the verb) and run it. */
 static int run_verb(struct llm_cli *c, int argc, char **argv)
 {
@@ -345,6 +427,10 @@ static int run_verb(struct llm_cli *c, int argc, char **argv)
 		return 0;
 	}
 	if (llm_args_flag(&c->args, "completion-helper")) {
+		if (c->args.noperands == 1 && !strcmp(c->args.operands[0], "spec")) {
+			print_verb_spec(c);
+			return 0;
+		}
 		for (size_t i = 0; i < c->args.nopts; i++)
 			printf("--%s\n", c->args.opts[i]->name);
 		return 0;
@@ -385,8 +471,11 @@ int llm_cli_main(const struct llm_tool *t, int argc, char **argv)
 		return finish(&c, 0);
 	}
 	if (!strcmp(verb, "--completion-helper")) {
+		bool spec = argc == 3 && !strcmp(argv[2], "spec");
 		for (const struct llm_verb *const *v = t->verbs; *v; v++)
-			printf("%s\n", (*v)->name);
+			printf("%s%s\n", spec ? "verb\t" : "", (*v)->name);
+		if (spec)
+			printf("opt\t--help\t-h\t-\t-\nopt\t--version\t-\t-\t-\n");
 		return finish(&c, 0);
 	}
 	if (!(c.verb = find_verb(t, verb))) {
