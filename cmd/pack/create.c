@@ -13,6 +13,7 @@
 #include "artifact/registry.h"
 #include "artifact/tarball.h"
 #include "cli.h"
+#include "core/atomic.h"
 #include "pack/common.h"
 #include "pack/verbs.h"
 
@@ -298,6 +299,10 @@ static int run_create(struct llm_cli *c)
 		st = llm_cli_usage(c, "%s: no files to pack", dir);
 		goto done;
 	}
+	if (strcmp(out_dir, ".") && llm_mkdirs(out_dir, &d)) {
+		st = llm_cli_fail(c, &d);
+		goto done;
+	}
 	struct llm_tarball_opts o;
 	struct llm_pack_progress p;
 	llm_pack_tar_opts(c, &o, &p, "create");
@@ -343,8 +348,6 @@ done:
 static const struct llm_opt create_opts[] = {
     {"name", 'n', LLM_OPT_STRING, "NAME", "the artifact's name: a-z, 0-9 and . _ - (required)"},
     {"version", 0, LLM_OPT_STRING, "SEMVER", "the artifact's version, SemVer 2.0.0 (required)",
-     .no_env = true},
-    {"version", 0, LLM_OPT_STRING, "SEMVER", "the artifact's SemVer version (required)",
      .no_env = true},
     {"out", 'o', LLM_OPT_STRING, "DIR", "where NAME-VERSION.tar.gz goes", "."},
     {"parent", 0, LLM_OPT_STRING, "REF",

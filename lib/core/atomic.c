@@ -161,3 +161,26 @@ enum llm_err llm_atomic_write_file(const char *path, const void *data, size_t n,
 	}
 	return llm_atomic_commit(&a, d);
 }
+
+enum llm_err llm_mkdirs(const char *dir, struct llm_diag *diag)
+{
+	char path[4096];
+	size_t n = strlen(dir);
+	if (n == 0 || n >= sizeof path)
+		return llm_diag_set(diag, LLM_ERR_USAGE, dir, 0, "not a folder name");
+	memcpy(path, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		char c = path[i];
+		path[i] = '\0';
+		struct stat st;
+		if (mkdir(path, 0777) != 0 && errno != EEXIST)
+			return llm_diag_set(diag, LLM_ERR_IO, path, 0, "cannot create: %s",
+					    strerror(errno));
+		if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+			return llm_diag_set(diag, LLM_ERR_IO, path, 0, "not a folder");
+		path[i] = c;
+	}
+	return LLM_OK;
+}

@@ -25,5 +25,8 @@ void llm_atomic_abort(struct llm_atomic *a);
 enum llm_err llm_atomic_write_file(const char *path, const void *data, size_t n,
 				   struct llm_diag *diag);
 void llm_atomic_install_signals(void);
+/* Make the folder dir and any parents it lacks (mode 0777 less the umask), as mkdir -p does,
+ * for output that goes into a folder the user named.  An existing folder is fine. */
+enum llm_err llm_mkdirs(const char *dir, struct llm_diag *diag);
 
 #endif

@@ -64,6 +64,15 @@ else
 	skip 'files owned by another user pack to the same bytes' 'chown needs root'
 fi
 
+t '--out makes the folder and its parents; a file in the way is an I/O error' '
+	make_model a forward "2020-01-01 00:00" 0644
+	llm-pack create a --name m --version 1.0.0 --out new/sub -q > /dev/null
+	test -f new/sub/m-1.0.0.tar.gz
+	touch plain
+	run llm-pack create a --name m --version 1.0.0 --out plain/x -q
+	expect_status 3
+	grep -q "plain" err
+'
 t 'the bytes do not depend on the thread count or the locale' '
 	make_model a forward "2020-01-01 00:00" 0644
 	mkdir o1 o2 o3
