@@ -15,7 +15,7 @@ fi
 # The programs are whatever the build made, so a new one is covered without editing this.
 programs=
 for f in "$top_builddir"/cmd/llm-*; do
-	case $f in *.*) continue ;; esac
+	case ${f##*/} in *.*) continue ;; esac
 	[ -f "$f" ] && [ -x "$f" ] && programs="$programs ${f##*/}"
 done
 

@@ -23,7 +23,7 @@ for v in prefix bindir libdir includedir mandir datadir pkgdatadir bashcompletio
 done
 programs=
 for f in "$top_builddir"/cmd/llm-*; do
-	case $f in *.*) continue ;; esac
+	case ${f##*/} in *.*) continue ;; esac
 	[ -f "$f" ] && [ -x "$f" ] && programs="$programs ${f##*/}"
 done
 
