@@ -46,8 +46,12 @@
 #include "text/bpe.h"
 #include "text/template.h"
 
-/* Prompt tokens fed per step, over all prefilling choices: bounds the step's scratch. */
+/* Prompt tokens fed per step, over all prefilling choices: bounds the step's scratch.  While
+ * other choices are decoding, a step feeds fewer, so that a long prompt arriving delays the
+ * running streams' next tokens by a short step rather than a whole prefill (chunked prefill,
+ * as vLLM and llama.cpp schedule it): the newcomer's first token comes a little later. */
 #define PREFILL_BUDGET 512
+#define PREFILL_BUDGET_BUSY 64
 /* Prompt positions scored per step: each keeps a row of vocab_size logits. */
 #define SCORE_ROWS 256
 /* The most choices (n) and stop strings one request may ask for. */
@@ -1023,7 +1027,7 @@ static bool step(struct engine *e, struct llm_diag *d)
 		if (c && c->decoding)
 			err = add_entry(e, c, c->next, true, SIZE_MAX, d);
 	}
-	size_t budget = PREFILL_BUDGET, rows = SCORE_ROWS;
+	size_t budget = e->batch.n ? PREFILL_BUDGET_BUSY : PREFILL_BUDGET, rows = SCORE_ROWS;
 	for (int s = 0; s < e->n_slots && !err && budget > 0; s++) {
 		struct choice *c = e->slot[s];
 		if (!c || c->decoding)
