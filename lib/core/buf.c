@@ -258,3 +258,18 @@ enum llm_err llm_buf_base64(struct llm_buf *b, const void *p, size_t n)
 	b->data[b->len] = '\0';
 	return LLM_OK;
 }
+
+enum llm_err llm_buf_json_number(struct llm_buf *b, double v)
+{
+	if (!isfinite(v))
+		return llm_buf_puts(b, "null");
+	if (v == floor(v) && fabs(v) < 1e15)
+		return llm_buf_put_int(b, (long long)v);
+	char s[32];
+	for (int p = 15; p <= 17; p++) {
+		snprintf(s, sizeof s, "%.*g", p, v);
+		if (p == 17 || strtod(s, NULL) == v)
+			break;
+	}
+	return llm_buf_puts(b, s);
+}

@@ -37,6 +37,9 @@ enum llm_err llm_buf_json_string(struct llm_buf *b, const char *s, size_t n);
 /* Append v as printf's "%.*g" with precision prec writes it, the same text, several times
  * faster for the plain decimal numbers that scores are (the rest goes through snprintf). */
 enum llm_err llm_buf_put_g(struct llm_buf *b, double v, int prec);
+/* Append v as a JSON number in the fewest digits that read back the same double (an integer
+ * below 1e15 without a fraction, never "-0"); null when v is not finite. */
+enum llm_err llm_buf_json_number(struct llm_buf *b, double v);
 /* Append v in decimal, as printf's "%lld". */
 enum llm_err llm_buf_put_int(struct llm_buf *b, long long v);
 /* Append n bytes of p in base64 (RFC 4648, padded). */

@@ -339,22 +339,6 @@ void llm_mon_join_counts(const struct llm_mon_join *j, struct llm_mon_join_count
 	c->pending = j->pending.n + j->ready.n;
 }
 
-/* Numbers as the request log writes them: integers without a fraction, others in the
- * fewest digits that read back the same. */
-static enum llm_err put_number(struct llm_buf *b, double v)
-{
-	if (!isfinite(v))
-		return llm_buf_puts(b, "null");
-	if (v == floor(v) && fabs(v) < 1e15)
-		return llm_buf_printf(b, "%.0f", v == 0 ? 0.0 : v);
-	char s[32];
-	for (int p = 15; p <= 17; p++) {
-		snprintf(s, sizeof s, "%.*g", p, v);
-		if (p == 17 || strtod(s, NULL) == v)
-			break;
-	}
-	return llm_buf_puts(b, s);
-}
 
 static enum llm_err put_str(struct llm_buf *b, const char *s)
 {
@@ -372,20 +356,20 @@ enum llm_err llm_mon_join_render(const struct llm_mon_joined *r, struct llm_buf 
 	}
 	enum llm_err e = llm_buf_printf(out, "{\"count\":%zu,\"mean\":", r->nfb);
 	if (!e)
-		e = r->nfb ? put_number(out, sum / (double)r->nfb) : llm_buf_puts(out, "null");
+		e = r->nfb ? llm_buf_json_number(out, sum / (double)r->nfb) : llm_buf_puts(out, "null");
 	if (!e)
 		e = llm_buf_puts(out, ",\"min\":");
 	if (!e)
-		e = r->nfb ? put_number(out, lo) : llm_buf_puts(out, "null");
+		e = r->nfb ? llm_buf_json_number(out, lo) : llm_buf_puts(out, "null");
 	if (!e)
 		e = llm_buf_puts(out, ",\"max\":");
 	if (!e)
-		e = r->nfb ? put_number(out, hi) : llm_buf_puts(out, "null");
+		e = r->nfb ? llm_buf_json_number(out, hi) : llm_buf_puts(out, "null");
 	if (!e)
 		e = llm_buf_puts(out, ",\"scores\":[");
 	for (size_t i = 0; !e && i < r->nfb; i++)
 		if (!(e = i ? llm_buf_putc(out, ',') : LLM_OK))
-			e = put_number(out, r->fb[i].score);
+			e = llm_buf_json_number(out, r->fb[i].score);
 	if (!e)
 		e = llm_buf_puts(out, "],\"comments\":[");
 	bool first = true, any_correction = false;
@@ -440,7 +424,7 @@ enum llm_err llm_mon_feedback_format(const char *request_id, double score, const
 	if (!e)
 		e = llm_buf_puts(out, ",\"score\":");
 	if (!e)
-		e = put_number(out, score);
+		e = llm_buf_json_number(out, score);
 	if (!e && comment) {
 		e = llm_buf_puts(out, ",\"comment\":");
 		if (!e)

@@ -174,21 +174,6 @@ static enum llm_err member_str(struct llm_buf *b, const char *name, const char *
 	return e ? e : put_str(b, v);
 }
 
-/* A number as JSON: the shortest form that reads back (finite values only). */
-static enum llm_err put_number(struct llm_buf *b, double v)
-{
-	if (!isfinite(v))
-		return llm_buf_puts(b, "null");
-	if (v == floor(v) && fabs(v) < 1e15)
-		return llm_buf_printf(b, "%.0f", v == 0 ? 0.0 : v);
-	char s[32];
-	for (int p = 15; p <= 17; p++) {
-		snprintf(s, sizeof s, "%.*g", p, v);
-		if (p == 17 || strtod(s, NULL) == v)
-			break;
-	}
-	return llm_buf_puts(b, s);
-}
 
 /* Milliseconds to the microsecond: more digits are noise. */
 static double ms_round(double v)
@@ -236,12 +221,12 @@ static enum llm_err format_record(const struct llm_reqlog_record *r, enum llm_re
 	if (!e && r->latency_ms >= 0) {
 		e = llm_buf_puts(b, ",\"latency_ms\":");
 		if (!e)
-			e = put_number(b, ms_round(r->latency_ms));
+			e = llm_buf_json_number(b, ms_round(r->latency_ms));
 	}
 	if (!e) {
 		e = llm_buf_puts(b, ",\"ttft_ms\":");
 		if (!e)
-			e = r->ttft_ms >= 0 ? put_number(b, ms_round(r->ttft_ms))
+			e = r->ttft_ms >= 0 ? llm_buf_json_number(b, ms_round(r->ttft_ms))
 					    : llm_buf_puts(b, "null");
 	}
 	if (!e) {
@@ -296,7 +281,7 @@ static enum llm_err format_record(const struct llm_reqlog_record *r, enum llm_re
 				e = llm_buf_printf(b, ",\"span\":[%zu,%zu],\"score\":", f->start,
 						   f->end);
 			if (!e)
-				e = put_number(b, f->score);
+				e = llm_buf_json_number(b, f->score);
 			if (!e)
 				e = llm_buf_putc(b, '}');
 		}
@@ -357,7 +342,7 @@ enum llm_err llm_reqlog_format_feedback(const char *request_id, double score, co
 	if (!e)
 		e = llm_buf_puts(out, ",\"score\":");
 	if (!e)
-		e = put_number(out, score);
+		e = llm_buf_json_number(out, score);
 	if (!e)
 		e = member_str(out, "comment", comment);
 	if (!e)
