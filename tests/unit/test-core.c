@@ -28,6 +28,35 @@ static enum llm_err scan(const char *s, struct llm_json_members *ms, struct llm_
 	return llm_json_scan(s, strlen(s), ms, f);
 }
 
+/* Strings are scanned sixteen bytes at a time: whatever lands at any offset of a block (a
+ * quote, an escape, a control character, UTF-8 valid or not) is seen, at its exact byte. */
+static void json_strings_are_checked_at_every_offset(void **state)
+{
+	(void)state;
+	struct llm_json_members ms = {0};
+	struct llm_json_fault f;
+	for (size_t pos = 0; pos < 48; pos++) {
+		char line[128];
+		size_t len;
+		const char *inserts[] = {"\\\"", "\xc3\xa9", "\x7f", "\x01", "\xff", "\\q"};
+		for (size_t k = 0; k < sizeof inserts / sizeof *inserts; k++) {
+			len = (size_t)snprintf(line, sizeof line, "{\"a\":\"%.*s%s%.*s\"}", (int)pos,
+					       "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz",
+					       inserts[k], 20,
+					       "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+			enum llm_err e = llm_json_scan(line, len, &ms, &f);
+			if (k < 3) { /* an escaped quote, a two-byte letter, DEL: all fine */
+				assert_int_equal(e, LLM_OK);
+				assert_int_equal(ms.m[0].val_len, len - 6);
+			} else {
+				assert_int_equal(e, k == 4 ? LLM_ERR_UTF8 : LLM_ERR_JSON);
+				assert_int_equal(f.offset, 6 + pos);
+			}
+		}
+	}
+	llm_json_members_free(&ms);
+}
+
 static void json_scanner_accepts_valid_objects(void **state)
 {
 	const char *good[] = {
@@ -478,6 +507,7 @@ static void token_files_round_trip_with_document_boundaries(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(json_strings_are_checked_at_every_offset),
 		cmocka_unit_test(json_scanner_accepts_valid_objects),
 		cmocka_unit_test(json_scanner_rejects_invalid_text),
 		cmocka_unit_test(json_scanner_refuses_deep_nesting_without_recursion),
