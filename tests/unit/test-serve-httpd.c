@@ -88,34 +88,43 @@ static void later(struct llm_httpd_req *r, void *ctx)
 }
 
 /* A stream fed from another thread: ?n=N events "i", ?gap=MS between them (the first after
- * the gap too); until the client leaves when ?n=0. */
+ * the gap too); until the client leaves when ?n=0.  Each feeder has its own request, count and
+ * gap (a feeder of the last test may still be finishing when the next test's stream starts);
+ * what the tests look at is the latest stream's pushed and refused. */
 struct feed {
-	struct llm_httpd_req *r;
-	int n, gap;
 	atomic_int pushed;
 	atomic_bool refused;
 };
 
 static struct feed feed_state;
 
+struct feeder {
+	struct llm_httpd_req *r;
+	int n, gap;
+};
+
 static void *feed_thread(void *arg)
 {
-	struct feed *f = arg;
+	struct feeder *fd = arg;
+	struct feed *f = &feed_state;
 	char ev[32];
-	for (int i = 0; f->n == 0 || i < f->n; i++) {
-		sleep_ms(f->gap);
+	bool refused = false;
+	for (int i = 0; fd->n == 0 || i < fd->n; i++) {
+		sleep_ms(fd->gap);
 		int k = snprintf(ev, sizeof ev, "%d", i);
-		if (!llm_httpd_sse_data(f->r, ev, (size_t)k)) {
+		if (!llm_httpd_sse_data(fd->r, ev, (size_t)k)) {
+			refused = true;
 			atomic_store(&f->refused, true);
 			break;
 		}
 		atomic_fetch_add(&f->pushed, 1);
 	}
-	if (!atomic_load(&f->refused)) {
-		llm_httpd_sse_raw(f->r, "data: [DONE]\n\n", 14);
-		llm_httpd_sse_end(f->r);
+	if (!refused) {
+		llm_httpd_sse_raw(fd->r, "data: [DONE]\n\n", 14);
+		llm_httpd_sse_end(fd->r);
 	}
-	llm_httpd_req_unref(f->r);
+	llm_httpd_req_unref(fd->r);
+	free(fd);
 	return NULL;
 }
 
@@ -123,17 +132,18 @@ static void stream(struct llm_httpd_req *r, void *ctx)
 {
 	(void)ctx;
 	const char *n = llm_httpd_query(r, "n"), *gap = llm_httpd_query(r, "gap");
-	struct feed *f = &feed_state;
-	f->r = r;
-	f->n = n ? (int)strtol(n, NULL, 10) : 3;
-	f->gap = gap ? (int)strtol(gap, NULL, 10) : 0;
-	atomic_store(&f->pushed, 0);
-	atomic_store(&f->refused, false);
+	struct feeder *fd = malloc(sizeof *fd);
+	assert_non_null(fd);
+	fd->r = r;
+	fd->n = n ? (int)strtol(n, NULL, 10) : 3;
+	fd->gap = gap ? (int)strtol(gap, NULL, 10) : 0;
+	atomic_store(&feed_state.pushed, 0);
+	atomic_store(&feed_state.refused, false);
 	llm_httpd_set_data(r, NULL, on_close);
-	assert_true(llm_httpd_sse_start(r));
 	llm_httpd_req_ref(r);
+	assert_true(llm_httpd_sse_start(r));
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, feed_thread, f), 0);
+	assert_int_equal(pthread_create(&t, NULL, feed_thread, fd), 0);
 	pthread_detach(t);
 }
 
