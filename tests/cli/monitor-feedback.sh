@@ -5,6 +5,7 @@
 # and the real path: llm-serve on loopback writes requests and POST /v1/feedback records, in
 # either order, and feedback join attaches them.  Also the man page against --help.
 . "$top_srcdir/tests/cli/lib.sh"
+. "$top_srcdir/tests/cli/serve-lib.sh"
 man=$top_srcdir/man
 LLMOPS_HOME=$scratch/home
 export LLMOPS_HOME
@@ -196,12 +197,7 @@ serve_ok=yes
 command -v curl >/dev/null && command -v llm-serve >/dev/null || serve_ok=no
 if [ $serve_ok = yes ]; then
 	llm-prep tokenizer train -q -V 512 --out "$shared/tok.json" "$sample"
-	cat > "$shared/cfg.json" <<'EOF'
-{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
- "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
- "num_key_value_heads": 2, "max_position_embeddings": 256, "vocab_size": 512,
- "tie_word_embeddings": true, "rms_norm_eps": 1e-05}
-EOF
+	serve_model_config "$shared/cfg.json"
 	llm-tune init -q --preset "$shared/cfg.json" --tokenizer "$shared/tok.json" --out "$shared/model"
 fi
 
@@ -209,20 +205,7 @@ fi
 start() {
 	sdir=$1
 	shift
-	mkdir -p "$sdir"
-	llm-serve --model "$shared/model" --model-name tiny --port 0 --port-file "$sdir/port" \
-		--log "$sdir/log.jsonl" --engine-threads 1 "$@" >"$sdir/out" 2>"$sdir/err" &
-	spid=$!
-	echo "$spid" >>"$scratch/pids"
-	i=0
-	while [ ! -s "$sdir/port" ] ||
-		! curl -sf "http://127.0.0.1:$(cat "$sdir/port")/ready" >/dev/null 2>&1; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { echo "llm-serve did not become ready"; cat "$sdir/err"; return 1; }
-		kill -0 "$spid" 2>/dev/null || { echo "llm-serve exited"; cat "$sdir/err"; return 1; }
-		sleep 0.05
-	done
-	url=http://127.0.0.1:$(cat "$sdir/port")
+	serve_start "$sdir" "$shared/model" --model-name tiny "$@"
 }
 post() {
 	curl -s -o "$2" -w "%{http_code}" -H "Content-Type: application/json" --data-binary "$1" "$url$3"

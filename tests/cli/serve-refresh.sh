@@ -10,6 +10,7 @@
 # weights write other text, and the answer of each version is taken beforehand from a server
 # of its model folder.
 . "$top_srcdir/tests/cli/lib.sh"
+. "$top_srcdir/tests/cli/serve-lib.sh"
 LLMOPS_HOME=$scratch/home
 export LLMOPS_HOME
 unset LLMOPS_API_KEY OPENAI_API_KEY LLMOPS_SERVE_TEST_DELAY_MS LLMOPS_PACK_REGISTRY
@@ -21,12 +22,7 @@ trap 'for p in $(cat "$scratch/pids" 2>/dev/null); do kill "$p" 2>/dev/null; don
 shared=$scratch/shared
 mkdir -p "$shared"
 llm-prep tokenizer train -q -V 512 --out "$shared/tok.json" "$top_srcdir/data/sample/support.jsonl"
-cat > "$shared/cfg.json" <<'EOF'
-{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
- "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
- "num_key_value_heads": 2, "max_position_embeddings": 256, "vocab_size": 512,
- "tie_word_embeddings": true, "rms_norm_eps": 1e-05}
-EOF
+serve_model_config "$shared/cfg.json"
 for i in 0 1 2; do
 	llm-tune init -q --preset "$shared/cfg.json" --tokenizer "$shared/tok.json" --seed $((i + 1)) \
 		--out "$shared/m$i"
@@ -49,21 +45,7 @@ start() {
 	sdir=$1
 	model=$2
 	shift 2
-	mkdir -p "$sdir"
-	rm -f "$sdir/port"
-	llm-serve --model "$model" --port 0 --port-file "$sdir/port" --log "$sdir/log.jsonl" \
-		--engine-threads 1 --parallel 8 "$@" >"$sdir/out" 2>"$sdir/err" &
-	spid=$!
-	echo "$spid" >>"$scratch/pids"
-	i=0
-	while [ ! -s "$sdir/port" ] ||
-		! curl -sf "http://127.0.0.1:$(cat "$sdir/port")/ready" >/dev/null 2>&1; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { echo "llm-serve did not become ready"; cat "$sdir/err"; return 1; }
-		kill -0 "$spid" 2>/dev/null || { echo "llm-serve exited"; cat "$sdir/err"; return 1; }
-		sleep 0.05
-	done
-	url=http://127.0.0.1:$(cat "$sdir/port")
+	serve_start "$sdir" "$model" --parallel 8 "$@"
 }
 # stop: SIGTERM to $spid; its exit status must be 0, with no sanitizer report.
 stop() {

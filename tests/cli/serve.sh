@@ -9,6 +9,7 @@
 # the machine is.  The openai package is installed once into $LLMOPS_NPM_OPENAI, by default
 # $top_builddir/build-cache/openai; that needs npm and the npm registry.
 . "$top_srcdir/tests/cli/lib.sh"
+. "$top_srcdir/tests/cli/serve-lib.sh"
 LLMOPS_HOME=$scratch/home
 export LLMOPS_HOME
 unset LLMOPS_API_KEY OPENAI_API_KEY LLMOPS_SERVE_TEST_DELAY_MS
@@ -22,12 +23,7 @@ trap 'for p in $(cat "$scratch/pids" 2>/dev/null); do kill "$p" 2>/dev/null; don
 shared=$scratch/shared
 mkdir -p "$shared"
 llm-prep tokenizer train -q -V 512 --out "$shared/tok.json" "$sample"
-cat > "$shared/cfg.json" <<'EOF'
-{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 32,
- "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
- "num_key_value_heads": 2, "max_position_embeddings": 256, "vocab_size": 512,
- "tie_word_embeddings": true, "rms_norm_eps": 1e-05}
-EOF
+serve_model_config "$shared/cfg.json"
 llm-tune init -q --preset "$shared/cfg.json" --tokenizer "$shared/tok.json" --out "$shared/model"
 
 # start DIR [ARGS...]: start llm-serve on the model with its files in DIR, and wait until it is
@@ -36,21 +32,7 @@ llm-tune init -q --preset "$shared/cfg.json" --tokenizer "$shared/tok.json" --ou
 start() {
 	sdir=$1
 	shift
-	mkdir -p "$sdir"
-	rm -f "$sdir/port"
-	llm-serve --model "$shared/model" --model-name tiny --port 0 --port-file "$sdir/port" \
-		--log "$sdir/log.jsonl" --engine-threads 1 "$@" >"$sdir/out" 2>"$sdir/err" &
-	spid=$!
-	echo "$spid" >>"$scratch/pids"
-	i=0
-	while [ ! -s "$sdir/port" ] ||
-		! curl -sf "http://127.0.0.1:$(cat "$sdir/port")/ready" >/dev/null 2>&1; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { echo "llm-serve did not become ready"; cat "$sdir/err"; return 1; }
-		kill -0 "$spid" 2>/dev/null || { echo "llm-serve exited"; cat "$sdir/err"; return 1; }
-		sleep 0.05
-	done
-	url=http://127.0.0.1:$(cat "$sdir/port")
+	serve_start "$sdir" "$shared/model" --model-name tiny "$@"
 }
 # stop: SIGTERM to $spid; its exit status must be 0.
 stop() {
