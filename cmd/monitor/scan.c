@@ -328,10 +328,22 @@ static enum llm_err put_detail(struct llm_buf *b, const struct llm_abuse_finding
 	return e;
 }
 
-static enum llm_err put_span(struct llm_buf *b, const struct finding *f)
+/* What a finding and its flag both say: ,"detector","field","span","score". */
+static enum llm_err put_where(struct llm_buf *b, const struct finding *f)
 {
-	return f->traffic ? llm_buf_puts(b, "null")
-			  : llm_buf_printf(b, "[%zu,%zu]", f->start, f->end);
+	enum llm_err e = llm_buf_puts(b, ",\"detector\":");
+	if (!e)
+		e = llm_buf_json_string(b, f->detector, strlen(f->detector));
+	if (!e)
+		e = llm_buf_printf(b, ",\"field\":\"%s\",\"span\":", f->field);
+	if (!e)
+		e = f->traffic ? llm_buf_puts(b, "null")
+			       : llm_buf_printf(b, "[%zu,%zu]", f->start, f->end);
+	if (!e)
+		e = llm_buf_puts(b, ",\"score\":");
+	if (!e)
+		e = put_number(b, f->score);
+	return e;
 }
 
 /* {"kind","detector","field","span","score","request_id","ts","model","key_id"[,"detail"]
@@ -346,17 +358,7 @@ static enum llm_err finding_line(struct scan *s, const struct finding *f,
 	if (!e)
 		e = llm_buf_json_string(b, kind, strlen(kind));
 	if (!e)
-		e = llm_buf_puts(b, ",\"detector\":");
-	if (!e)
-		e = llm_buf_json_string(b, f->detector, strlen(f->detector));
-	if (!e)
-		e = llm_buf_printf(b, ",\"field\":\"%s\",\"span\":", f->field);
-	if (!e)
-		e = put_span(b, f);
-	if (!e)
-		e = llm_buf_puts(b, ",\"score\":");
-	if (!e)
-		e = put_number(b, f->score);
+		e = put_where(b, f);
 	if (!e)
 		e = llm_buf_puts(b, ",\"request_id\":");
 	if (!e)
@@ -411,17 +413,7 @@ static enum llm_err put_flag(struct llm_buf *b, const struct finding *f)
 	if (!e)
 		e = llm_buf_json_string(b, f->type, strlen(f->type));
 	if (!e)
-		e = llm_buf_puts(b, ",\"detector\":");
-	if (!e)
-		e = llm_buf_json_string(b, f->detector, strlen(f->detector));
-	if (!e)
-		e = llm_buf_printf(b, ",\"field\":\"%s\",\"span\":", f->field);
-	if (!e)
-		e = put_span(b, f);
-	if (!e)
-		e = llm_buf_puts(b, ",\"score\":");
-	if (!e)
-		e = put_number(b, f->score);
+		e = put_where(b, f);
 	if (!e)
 		e = llm_buf_putc(b, '}');
 	return e;
