@@ -11,6 +11,24 @@
 
 #include "serve/serve.h"
 
+void serve_record_init(const struct serve *S, struct llm_httpd_req *r,
+		       const struct serve_caller *who, int status, struct llm_reqlog_record *rec)
+{
+	double now = llm_httpd_now_ms();
+	*rec = (struct llm_reqlog_record){
+	    .ts_ms = llm_reqlog_now_ms() - (int64_t)(now - llm_httpd_t0(r)),
+	    .request_id = who->request_id,
+	    .endpoint = llm_httpd_path(r),
+	    .model = S->model_name,
+	    .key_id = who->has_key ? who->key.id : NULL,
+	    .status = status,
+	    .latency_ms = now - llm_httpd_t0(r),
+	    .ttft_ms = -1,
+	    .prompt_tokens = -1,
+	    .completion_tokens = -1,
+	};
+}
+
 void serve_record(struct serve *S, const struct llm_reqlog_record *rec)
 {
 	char status[16];
@@ -32,21 +50,10 @@ static void vfail(struct serve *S, struct llm_httpd_req *r, const struct serve_c
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	llm_httpd_add_header(r, "x-request-id", who->request_id);
 	llm_httpd_error(r, status, type, code, "%s", msg);
-	double now = llm_httpd_now_ms();
-	struct llm_reqlog_record rec = {
-	    .ts_ms = llm_reqlog_now_ms() - (int64_t)(now - llm_httpd_t0(r)),
-	    .request_id = who->request_id,
-	    .endpoint = llm_httpd_path(r),
-	    .model = S->model_name,
-	    .key_id = who->has_key ? who->key.id : NULL,
-	    .status = status,
-	    .latency_ms = now - llm_httpd_t0(r),
-	    .ttft_ms = -1,
-	    .prompt_tokens = -1,
-	    .completion_tokens = -1,
-	    .error_code = code ? code : type,
-	    .error_message = msg,
-	};
+	struct llm_reqlog_record rec;
+	serve_record_init(S, r, who, status, &rec);
+	rec.error_code = code ? code : type;
+	rec.error_message = msg;
 	serve_record(S, &rec);
 }
 

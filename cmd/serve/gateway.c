@@ -331,19 +331,8 @@ static void models(struct llm_httpd_req *r, void *ctx)
 	llm_httpd_add_header(r, "x-request-id", who.request_id);
 	llm_httpd_reply_json(r, 200, res);
 	json_decref(res);
-	double now = llm_httpd_now_ms();
-	struct llm_reqlog_record rec = {
-	    .ts_ms = llm_reqlog_now_ms() - (int64_t)(now - llm_httpd_t0(r)),
-	    .request_id = who.request_id,
-	    .endpoint = llm_httpd_path(r),
-	    .model = S->model_name,
-	    .key_id = who.has_key ? who.key.id : NULL,
-	    .status = 200,
-	    .latency_ms = now - llm_httpd_t0(r),
-	    .ttft_ms = -1,
-	    .prompt_tokens = -1,
-	    .completion_tokens = -1,
-	};
+	struct llm_reqlog_record rec;
+	serve_record_init(S, r, &who, 200, &rec);
 	serve_record(S, &rec);
 }
 

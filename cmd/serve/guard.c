@@ -255,21 +255,10 @@ static void refuse(struct serve *S, struct llm_httpd_req *r, const struct serve_
 		 where);
 	llm_httpd_add_header(r, "x-request-id", who->request_id);
 	llm_httpd_error(r, 400, "invalid_request_error", "guard_refused", "%s", msg);
-	double now = llm_httpd_now_ms();
-	struct llm_reqlog_record rec = {
-	    .ts_ms = llm_reqlog_now_ms() - (int64_t)(now - llm_httpd_t0(r)),
-	    .request_id = who->request_id,
-	    .endpoint = llm_httpd_path(r),
-	    .model = S->model_name,
-	    .key_id = who->has_key ? who->key.id : NULL,
-	    .status = 400,
-	    .latency_ms = now - llm_httpd_t0(r),
-	    .ttft_ms = -1,
-	    .prompt_tokens = -1,
-	    .completion_tokens = -1,
-	    .error_code = "guard_refused",
-	    .error_message = msg,
-	};
+	struct llm_reqlog_record rec;
+	serve_record_init(S, r, who, 400, &rec);
+	rec.error_code = "guard_refused";
+	rec.error_message = msg;
 	serve_guard_log(g, &rec);
 	serve_record(S, &rec);
 }

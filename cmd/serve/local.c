@@ -980,24 +980,12 @@ static void log_simple(struct serve_local *L, struct llm_httpd_req *r,
 		       const struct serve_caller *who, int status, const char *prompt,
 		       size_t prompt_len)
 {
-	struct serve *S = L->S;
-	double now = now_ms();
-	struct llm_reqlog_record rec = {
-	    .ts_ms = llm_reqlog_now_ms() - (int64_t)(now - llm_httpd_t0(r)),
-	    .request_id = who->request_id,
-	    .endpoint = llm_httpd_path(r),
-	    .model = S->model_name,
-	    .key_id = who->has_key ? who->key.id : NULL,
-	    .status = status,
-	    .latency_ms = now - llm_httpd_t0(r),
-	    .ttft_ms = -1,
-	    .prompt_tokens = -1,
-	    .completion_tokens = -1,
-	    .prompt = prompt,
-	    .prompt_len = prompt_len,
-	    .extra_json = L->log_extra,
-	};
-	serve_record(S, &rec);
+	struct llm_reqlog_record rec;
+	serve_record_init(L->S, r, who, status, &rec);
+	rec.prompt = prompt;
+	rec.prompt_len = prompt_len;
+	rec.extra_json = L->log_extra;
+	serve_record(L->S, &rec);
 }
 
 static void tokenize(struct llm_httpd_req *r, void *ctx)

@@ -79,6 +79,10 @@ json_t *serve_body_json(struct serve *S, struct llm_httpd_req *r, const struct s
 
 /* Write a log record (when there is a log) and count the request in the metrics. */
 void serve_record(struct serve *S, const struct llm_reqlog_record *rec);
+/* The record of a request answered at once, with status: its arrival time, the latency to now,
+ * the caller's ids, no time to first token and no usage.  The caller adds the rest. */
+void serve_record_init(const struct serve *S, struct llm_httpd_req *r,
+		       const struct serve_caller *who, int status, struct llm_reqlog_record *rec);
 
 /* --- modes ---------------------------------------------------------------------------------- */
 
