@@ -1,4 +1,10 @@
-/* Matrix products: cblas_sgemm when configure found OpenBLAS, else a portable blocked kernel.
+/* Matrix products: OpenBLAS's cblas_sgemm when it can be opened, else a portable blocked kernel.
+ *
+ * OpenBLAS is opened with dlopen at the first product instead of being linked: linked, its
+ * constructor starts a thread per core in every program of the toolkit (llm-eval, llm-prep,
+ * llm-monitor too, which never multiply a matrix), and each of those threads spins on
+ * sched_yield for its first tenth of a second, CPU time taken from the program on every run.
+ * The engine keeps BLAS to one thread anyway (its threads are OpenMP's).
  *
  * The portable kernel is the usual GotoBLAS structure: op(B) is packed into panels of NR
  * columns, op(A) into panels of MR rows, both k-major, and a micro-kernel keeps an MR×NR block of
@@ -19,6 +25,8 @@
 #endif
 #ifdef HAVE_OPENBLAS
 #include <cblas.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #endif
 
 #include "engine/matmul.h"
@@ -47,8 +55,6 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
 				c[j] *= beta;
 	}
 }
-
-#ifndef HAVE_OPENBLAS
 
 /* Register block (MR rows × NR columns of C), and cache blocks: a KC×NR panel of B (16 KiB)
  * stays in L1 while the micro-kernel runs, the MC×KC block of A (96 KiB) in L2. */
@@ -191,7 +197,34 @@ static void gemm_portable(bool ta, bool tb, int M, int N, int K, float alpha, co
 	free(buf);
 }
 
-#endif /* !HAVE_OPENBLAS */
+#ifdef HAVE_OPENBLAS
+typedef __typeof__(cblas_sgemm) sgemm_fn;
+static sgemm_fn *blas_sgemm; /* NULL when OpenBLAS could not be opened */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_open(void)
+{
+	void *h = dlopen(LLM_OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return;
+	void *sgemm = dlsym(h, "cblas_sgemm"), *set_threads = dlsym(h, "openblas_set_num_threads");
+	if (!sgemm || !set_threads) {
+		dlclose(h);
+		return;
+	}
+	/* One BLAS thread under each of ours, so the thread count stays OpenMP's. */
+	void (*set)(int);
+	memcpy(&set, &set_threads, sizeof set);
+	set(1);
+	memcpy(&blas_sgemm, &sgemm, sizeof blas_sgemm);
+}
+
+static sgemm_fn *blas(void)
+{
+	pthread_once(&blas_once, blas_open);
+	return blas_sgemm;
+}
+#endif
 
 void llm_matmul_serial(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
 		       const float *B, int ldb, float beta, float *C, int ldc)
@@ -199,18 +232,16 @@ void llm_matmul_serial(bool ta, bool tb, int M, int N, int K, float alpha, const
 	if (M <= 0 || N <= 0)
 		return;
 #ifdef HAVE_OPENBLAS
-	if (K > 0) {
-		cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans,
-			    tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
-			    ldc);
+	sgemm_fn *sgemm = blas();
+	if (sgemm && K > 0) {
+		sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
+		      N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 		return;
 	}
-	scale_c(M, N, beta, C, ldc);
-#else
+#endif
 	scale_c(M, N, beta, C, ldc);
 	if (K > 0 && alpha != 0.0f)
 		gemm_portable(ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
-#endif
 }
 
 /* --- a few rows times a weight: llm_matmul_nt_small ----------------------------------------- */
@@ -335,24 +366,9 @@ void llm_matmul_nt_small(int M, int N, int K, float alpha, const float *A, int l
 	}
 }
 
-#ifdef HAVE_OPENBLAS
-/* OpenBLAS would start its own threads beside OpenMP's; one thread each keeps the count ours. */
-static void blas_single_thread(void)
-{
-	static int done;
-	if (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
-		openblas_set_num_threads(1);
-		__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
-	}
-}
-#endif
-
 void llm_matmul(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
 		const float *B, int ldb, float beta, float *C, int ldc)
 {
-#ifdef HAVE_OPENBLAS
-	blas_single_thread();
-#endif
 	int nt = 1;
 #ifdef _OPENMP
 	if (!omp_in_parallel())
@@ -415,8 +431,10 @@ void llm_thread_share(int n, int *lo, int *hi)
 const char *llm_matmul_backend(void)
 {
 #ifdef HAVE_OPENBLAS
-	return "openblas";
-#elif defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+	if (blas())
+		return "openblas";
+#endif
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx512f"))
 		return "portable-avx512";

@@ -5,8 +5,9 @@
  *     y = x Wᵀ        (linear forward, W stored (out, in) as PyTorch does)   ta=0 tb=1
  *     dx = dy W       (linear backward to the input)                          ta=0 tb=0
  *     dW += dyᵀ x     (linear backward to the weight)                         ta=1 tb=0
- * With OpenBLAS (configure finds it; HAVE_OPENBLAS) each product goes to cblas_sgemm; otherwise
- * to a portable blocked kernel.  Either way the threads are OpenMP's: a product is split into
+ * With OpenBLAS (configure finds it; HAVE_OPENBLAS; opened at the first product, and only
+ * then) each product goes to cblas_sgemm; otherwise, or when it cannot be opened, to a
+ * portable blocked kernel.  Either way the threads are OpenMP's: a product is split into
  * row or column blocks, one per thread, and BLAS itself is kept to one thread, so the engine's
  * thread count is omp_set_num_threads()'s and nothing oversubscribes the cores.  Called inside a
  * parallel region, a product runs on the calling thread alone. */

@@ -87,4 +87,11 @@ t 'NO_COLOR keeps escape codes out even on a terminal' '
 	script -qec "llm-prep stats big.jsonl" /dev/null > tty2.txt
 	grep -q "$(printf "\033")\[" tty2.txt
 '
+t 'a program that multiplies no matrix starts no BLAS threads (OpenBLAS is opened by the engine)' '
+	# Linked, OpenBLAS would start a spinning thread per core in every program at load.
+	printf "{\"output\":\"a b c\",\"reference\":\"a b c\"}\n" > one.jsonl
+	LD_DEBUG=libs llm-eval -q one.jsonl > /dev/null 2> ld.txt
+	grep -q "libjansson" ld.txt
+	! grep -q "libopenblas" ld.txt
+'
 done_testing
