@@ -25,7 +25,7 @@ void llm_buf_free(struct llm_buf *b)
 	b->len = b->cap = 0;
 }
 
-enum llm_err llm_buf_reserve(struct llm_buf *b, size_t extra)
+enum llm_err llm_buf_grow(struct llm_buf *b, size_t extra)
 {
 	if (extra > b->max - b->len)
 		return LLM_ERR_TOO_BIG;
@@ -45,26 +45,9 @@ enum llm_err llm_buf_reserve(struct llm_buf *b, size_t extra)
 	return LLM_OK;
 }
 
-enum llm_err llm_buf_append(struct llm_buf *b, const void *p, size_t n)
-{
-	enum llm_err e = llm_buf_reserve(b, n);
-	if (e)
-		return e;
-	if (n)
-		memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return LLM_OK;
-}
-
 enum llm_err llm_buf_puts(struct llm_buf *b, const char *s)
 {
 	return llm_buf_append(b, s, strlen(s));
-}
-
-enum llm_err llm_buf_putc(struct llm_buf *b, char c)
-{
-	return llm_buf_append(b, &c, 1);
 }
 
 enum llm_err llm_buf_printf(struct llm_buf *b, const char *fmt, ...)

@@ -7,6 +7,7 @@
 #define LLM_CORE_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "core/err.h"
 
@@ -25,11 +26,32 @@ static inline void llm_buf_clear(struct llm_buf *b)
 	if (b->data)
 		b->data[0] = '\0';
 }
-/* Make room for extra more bytes. */
-enum llm_err llm_buf_reserve(struct llm_buf *b, size_t extra);
-enum llm_err llm_buf_append(struct llm_buf *b, const void *p, size_t n);
+/* llm_buf_reserve when the buffer has no room: it grows it. */
+enum llm_err llm_buf_grow(struct llm_buf *b, size_t extra);
+/* Make room for extra more bytes.  These three are inline: most appends find room, and they
+ * are the inner loop of every record written. */
+static inline enum llm_err llm_buf_reserve(struct llm_buf *b, size_t extra)
+{
+	if (extra < b->cap - b->len && extra <= b->max - b->len)
+		return LLM_OK;
+	return llm_buf_grow(b, extra);
+}
+static inline enum llm_err llm_buf_append(struct llm_buf *b, const void *p, size_t n)
+{
+	enum llm_err e = llm_buf_reserve(b, n);
+	if (e)
+		return e;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return LLM_OK;
+}
+static inline enum llm_err llm_buf_putc(struct llm_buf *b, char c)
+{
+	return llm_buf_append(b, &c, 1);
+}
 enum llm_err llm_buf_puts(struct llm_buf *b, const char *s);
-enum llm_err llm_buf_putc(struct llm_buf *b, char c);
 enum llm_err llm_buf_printf(struct llm_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Append s as a JSON string literal, quotes included; s must be valid UTF-8. */

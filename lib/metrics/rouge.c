@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include <utf8proc.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "metrics/pystr.h"
 
@@ -19,7 +22,10 @@
  *   reference tokens.  The bit vector after j hypothesis tokens is the difference row of the
  *   DP table t[i][j] (bit i-1 clear exactly where t[i][j] = t[i-1][j] + 1), so the rows kept
  *   for rougeLsum replay rouge-score's backtracking, ties and all, without the int table.
- * - N-grams are counted in one open-addressing table of positions, unigrams in the vocabulary. */
+ * - N-grams are counted in one open-addressing table of positions, unigrams in the vocabulary.
+ * - An ASCII text (most of them) is tokenized 64 bytes at a time: bit masks of its letters and
+ *   digits and of its newlines, the tokens the runs of ones, each looked up by its first 16
+ *   bytes lower-cased in two words, with no loop over its characters. */
 
 #define NONE	  UINT32_MAX
 #define HASH_SEED 0x726f756765ULL
@@ -101,6 +107,8 @@ struct llm_rouge {
 	size_t marks_cap;
 	struct ngslot *ng;
 	size_t ng_cap;
+	uint32_t *bounds, *nl_at; /* the ASCII tokenizer's token bounds and newlines */
+	size_t bounds_cap, nl_cap;
 	struct llm_rouge_prf *cur;
 };
 
@@ -189,14 +197,17 @@ static inline uint64_t mix(uint64_t h, uint64_t v)
 }
 
 /* The key of s[0..n) whose first 16 bytes (zero-padded, byte i at bits 8i) are k0 and k1: the
- * tokenizer builds those as it copies the token. */
+ * tokenizer builds those as it copies the token.  The two words are multiplied independently
+ * (a short token's hash is two multiplies deep, not three), and the high halves folded down,
+ * since the table's index is the low bits. */
 static inline struct key key_of(const char *s, size_t n, uint64_t k0, uint64_t k1)
 {
 	struct key k = {.k0 = k0, .k1 = k1};
-	uint64_t h = mix(mix(HASH_SEED ^ (n * 0x9E3779B97F4A7C15ULL), k.k0), k.k1);
+	uint64_t a = (k0 ^ HASH_SEED) * 0x9E3779B97F4A7C15ULL;
+	uint64_t b = (k1 ^ n) * 0xC4CEB9FE1A85EC53ULL;
+	uint64_t h = a ^ (b >> 32 | b << 32);
 	for (size_t i = 16; i < n; i += 8)
 		h = mix(h, load_le(s + i, n - i < 8 ? n - i : 8));
-	h *= 0x9E3779B97F4A7C15ULL;
 	k.h = h ^ (h >> 29);
 	return k;
 }
@@ -430,6 +441,135 @@ static enum llm_err tokenize_default(struct llm_rouge *r, const char *s, size_t 
 	return seq_finish(q, &begin);
 }
 
+#ifdef __SSE2__
+static bool all_ascii(const char *s, size_t n)
+{
+	size_t i = 0;
+	__m128i acc = _mm_setzero_si128();
+	for (; i + 16 <= n; i += 16)
+		acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(const void *)(s + i)));
+	unsigned high = (unsigned)_mm_movemask_epi8(acc);
+	for (; i < n; i++)
+		high |= (unsigned char)s[i] & 0x80;
+	return !high;
+}
+
+/* Bit i: byte i of the 16 at p is an ASCII letter or digit (in *alnum), a newline (in *nl).
+ * ASCII only: as signed bytes, the comparisons below are the unsigned ones. */
+static inline void classify16(const char *p, uint64_t *alnum, uint64_t *nl, int shift)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i lo = _mm_or_si128(v, _mm_set1_epi8(0x20)); /* A-Z to a-z; a-z, 0-9 unchanged */
+	__m128i letter = _mm_and_si128(_mm_cmpgt_epi8(lo, _mm_set1_epi8('a' - 1)),
+				       _mm_cmplt_epi8(lo, _mm_set1_epi8('z' + 1)));
+	__m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+				      _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+	*alnum |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(letter, digit)) << shift;
+	*nl |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')))
+	       << shift;
+}
+
+/* The token s[b..e), all ASCII letters and digits, to its id at the end of q, which has room.
+ * Such bytes are lower-cased by setting bit 5 (digits have it already).  A token of at most
+ * 16 bytes seen before is a probe and a store, no character copied. */
+static inline enum llm_err emit_ascii(struct llm_rouge *r, struct seq *q, const char *s, size_t n,
+				      size_t b, size_t e)
+{
+	const uint64_t lower = 0x2020202020202020ULL;
+	size_t len = e - b;
+	uint64_t w0, w1;
+	if (b + 16 <= n) {
+		memcpy(&w0, s + b, 8);
+		memcpy(&w1, s + b + 8, 8);
+	} else { /* near the end of the text: no load past it */
+		char pad[16] = {0};
+		memcpy(pad, s + b, n - b < 16 ? n - b : 16);
+		memcpy(&w0, pad, 8);
+		memcpy(&w1, pad + 8, 8);
+	}
+	/* The first 16 bytes of the token, lower-cased and zero-padded. */
+	size_t l16 = len < 16 ? len : 16;
+	uint64_t m0 = l16 >= 8 ? ~0ULL : (1ULL << (8 * l16)) - 1;
+	uint64_t m1 = l16 <= 8 ? 0 : l16 == 16 ? ~0ULL : (1ULL << (8 * (l16 - 8))) - 1;
+	uint64_t k0 = (w0 | lower) & m0, k1 = (w1 | lower) & m1;
+	if (len <= 16 && r->tsize) {
+		struct key key = key_of(NULL, len, k0, k1);
+		const struct vslot *sl = &r->table[vocab_find(r, NULL, len, &key)];
+		if (sl->id1 && sl->tok != NONE) {
+			q->ids[q->n++] = sl->tok;
+			return LLM_OK;
+		}
+	}
+	char *word = r->word.data;
+	memcpy(word, &k0, 8);
+	memcpy(word + 8, &k1, 8);
+	for (size_t i = 16; i < len; i++)
+		word[i] = (char)(s[b + i] | 0x20);
+	return emit(r, q, word, len, k0, k1);
+}
+
+/* tokenize_default for a text of ASCII bytes only (and shorter than 4 GiB), with the same
+ * tokens and sentences.  First the bounds of every token and, for each newline, how many
+ * tokens end before it, from the bit masks; then the lookups, in a loop of their own whose
+ * iterations do not wait on one another. */
+static enum llm_err tokenize_ascii(struct llm_rouge *r, const char *s, size_t n, struct seq *q)
+{
+	size_t most = n / 2 + 1; /* tokens: each but the last is followed by a separator */
+	enum llm_err e = llm_buf_reserve(&r->word, n + 16);
+	if (e != LLM_OK)
+		return e;
+	if (grow((void **)&q->ids, &q->cap, most, sizeof *q->ids) ||
+	    grow((void **)&r->bounds, &r->bounds_cap, 2 * most, sizeof *r->bounds))
+		return LLM_ERR_NOMEM;
+	uint32_t *tb = r->bounds, *te = r->bounds + most; /* starts, ends */
+	size_t nb = 0, ne = 0, nn = 0;
+	uint64_t carry = 0; /* the last byte of the block before was in a token */
+	for (size_t base = 0; base < n; base += 64) {
+		uint64_t alnum = 0, nl = 0;
+		if (base + 64 <= n) {
+			for (int k = 0; k < 4; k++)
+				classify16(s + base + 16 * k, &alnum, &nl, 16 * k);
+		} else {
+			char pad[64] = {0}; /* NUL: neither a letter nor a newline */
+			memcpy(pad, s + base, n - base);
+			for (int k = 0; k < 4; k++)
+				classify16(pad + 16 * k, &alnum, &nl, 16 * k);
+		}
+		uint64_t before = alnum << 1 | carry;
+		uint64_t starts = alnum & ~before, ends = ~alnum & before;
+		for (; starts; starts &= starts - 1)
+			tb[nb++] = (uint32_t)(base + (size_t)__builtin_ctzll(starts));
+		for (; nl; nl &= nl - 1) {
+			if (nn >= r->nl_cap &&
+			    grow((void **)&r->nl_at, &r->nl_cap, nn + 1, sizeof *r->nl_at))
+				return LLM_ERR_NOMEM;
+			/* A token ends at the byte after it: at the newline itself, it is before. */
+			uint64_t upto = ~0ULL >> (63 - __builtin_ctzll(nl));
+			r->nl_at[nn++] = (uint32_t)(ne + (size_t)__builtin_popcountll(ends & upto));
+		}
+		for (; ends; ends &= ends - 1)
+			te[ne++] = (uint32_t)(base + (size_t)__builtin_ctzll(ends));
+		carry = alnum >> 63;
+	}
+	if (carry)
+		te[ne++] = (uint32_t)n;
+	for (size_t t = 0; t < nb; t++)
+		if ((e = emit_ascii(r, q, s, n, tb[t], te[t])) != LLM_OK)
+			return e;
+	/* The sentences: seq_end_sentence at each newline, with the token count it saw. */
+	size_t begin = 0;
+	for (size_t k = 0; k < nn; k++) {
+		if (r->nl_at[k] > begin) {
+			if (grow((void **)&q->bounds, &q->bounds_cap, q->n_sent + 2, sizeof *q->bounds))
+				return LLM_ERR_NOMEM;
+			q->bounds[q->n_sent++] = begin;
+		}
+		begin = r->nl_at[k];
+	}
+	return seq_finish(q, &begin);
+}
+#endif
+
 /* Each of these is a token by itself in the Unicode tokenizer: scripts written without spaces
  * between words. */
 static bool is_single(utf8proc_int32_t cp)
@@ -518,8 +658,17 @@ static enum llm_err tokenize(struct llm_rouge *r, const char *s, size_t n, struc
 	size_t bad_at = 0;
 	struct llm_diag d; /* only the Unicode tokenizer's errors fill it */
 	d.msg[0] = '\0';
-	enum llm_err e = r->o.unicode ? tokenize_unicode(r, s ? s : "", n, q, &d)
-				      : tokenize_default(r, s ? s : "", n, q, &bad_at);
+	if (!s)
+		s = "";
+	enum llm_err e;
+	if (r->o.unicode)
+		e = tokenize_unicode(r, s, n, q, &d);
+#ifdef __SSE2__
+	else if (n < UINT32_MAX && all_ascii(s, n))
+		e = tokenize_ascii(r, s, n, q);
+#endif
+	else
+		e = tokenize_default(r, s, n, q, &bad_at);
 	llm_buf_clear(&r->word);
 	if (e == LLM_OK)
 		return e;
@@ -708,10 +857,20 @@ static enum llm_err score_lcs(struct llm_rouge *r, const struct seq *ref, const 
 		return LLM_ERR_NOMEM;
 	uint64_t *v = r->rows;
 	memset(v, 0xff, W * sizeof *v);
-	for (size_t j = 0; j < hyp->n; j++) {
-		const uint64_t *m = mask_of(r, hyp->ids[j]);
-		if (m)
-			lcs_step(v, v, m, W);
+	if (W == 1) { /* a reference of up to 64 tokens, the usual one: lcs_step without a carry */
+		uint64_t x = ~0ULL;
+		for (size_t j = 0; j < hyp->n; j++) {
+			const uint64_t *m = mask_of(r, hyp->ids[j]);
+			if (m)
+				x = (x + (x & *m)) | (x & ~*m);
+		}
+		v[0] = x;
+	} else {
+		for (size_t j = 0; j < hyp->n; j++) {
+			const uint64_t *m = mask_of(r, hyp->ids[j]);
+			if (m)
+				lcs_step(v, v, m, W);
+		}
 	}
 	size_t lcs = 0;
 	for (size_t w = 0; w < W; w++) {
@@ -887,6 +1046,8 @@ void llm_rouge_free(struct llm_rouge *r)
 	free(r->rows);
 	free(r->marks);
 	free(r->ng);
+	free(r->bounds);
+	free(r->nl_at);
 	free(r->cur);
 	free(r);
 }

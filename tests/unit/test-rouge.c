@@ -580,6 +580,59 @@ static void test_random_texts_match_the_plain_algorithms(void **state)
 	llm_rouge_free(r);
 }
 
+/* Random ASCII: words of any case and length (past 16 bytes, past a 64-byte block), digits,
+ * punctuation runs, newlines, tabs, NULs. */
+static size_t make_ascii(char *s, size_t cap)
+{
+	static const char punct[] = " .,;:!?'\"()-_/\t\n\r\0@[]{}`~";
+	size_t n = rnd((unsigned)cap), o = 0;
+	while (o < n) {
+		int k = (int)rnd(10);
+		size_t len = k == 0 ? 17 + rnd(60) : 1 + rnd(9);
+		for (size_t i = 0; i < len && o < n; i++) {
+			int c = (int)rnd(3);
+			s[o++] = (char)(c == 0 ? 'A' + rnd(26) : c == 1 ? 'a' + rnd(26) : '0' + rnd(10));
+		}
+		for (size_t i = 1 + rnd(3); i > 0 && o < n; i--)
+			s[o++] = punct[rnd(sizeof punct - 1)];
+	}
+	return n;
+}
+
+/* ASCII texts take a tokenizer of their own (64 bytes at a time); the same text with a
+ * separator that is not ASCII appended ("\xc3\xa9", é) takes the byte-by-byte one, and must
+ * score the same, to the bit. */
+static void test_ascii_texts_tokenize_as_the_general_tokenizer_does(void **state)
+{
+	(void)state;
+	for (int stem = 0; stem < 2; stem++) {
+		struct llm_rouge *r =
+		    scorer(stem, false, TYPES("rouge1", "rouge2", "rougeL", "rougeLsum"));
+		static char hyp[700], ref[700];
+		for (int iter = 0; iter < 4000; iter++) {
+			size_t hn = make_ascii(hyp, 600), rn = make_ascii(ref, 600);
+			struct llm_rouge_prf fast[4], slow[4];
+			const char *refs[1] = {ref};
+			size_t lens[1] = {rn};
+			struct llm_diag d;
+			assert_int_equal(llm_rouge_score(r, hyp, hn, refs, lens, 1, fast, &d), LLM_OK);
+			memcpy(hyp + hn, " \xc3\xa9", 3);
+			memcpy(ref + rn, "\xc3\xa9", 2);
+			lens[0] = rn + 2;
+			assert_int_equal(llm_rouge_score(r, hyp, hn + 3, refs, lens, 1, slow, &d),
+					 LLM_OK);
+			for (int t = 0; t < 4; t++)
+				if (memcmp(&fast[t], &slow[t], sizeof fast[t]))
+					fail_msg("stem %d iteration %d type %d: %.17g %.17g %.17g, "
+						 "general tokenizer %.17g %.17g %.17g",
+						 stem, iter, t, fast[t].precision, fast[t].recall,
+						 fast[t].fmeasure, slow[t].precision, slow[t].recall,
+						 slow[t].fmeasure);
+		}
+		llm_rouge_free(r);
+	}
+}
+
 /* A reference too long for the bit masks: rougeL falls back to the row DP, rougeLsum says so. */
 static void test_very_long_reference_without_newlines(void **state)
 {
@@ -712,6 +765,7 @@ int main(void)
 	    cmocka_unit_test(test_random_segments_match_rouge_score_bit_for_bit),
 	    cmocka_unit_test(test_unicode_tokenizer_agrees_on_ascii_text),
 	    cmocka_unit_test(test_random_texts_match_the_plain_algorithms),
+	    cmocka_unit_test(test_ascii_texts_tokenize_as_the_general_tokenizer_does),
 	    cmocka_unit_test(test_very_long_reference_without_newlines),
 	    cmocka_unit_test(test_a_large_vocabulary_is_dropped_between_calls),
 	    cmocka_unit_test(test_default_tokenizer_is_python_lower_then_a_to_z_0_to_9),
