@@ -254,6 +254,7 @@ static void eval_free(struct eval *ev)
 	llm_buf_free(&ev->hyp);
 	llm_buf_free(&ev->scratch);
 	llm_buf_free(&ev->line);
+	llm_buf_free(&ev->idbuf);
 	strlist_free(&ev->refs);
 	strlist_free(&ev->outs);
 	llm_buf_free(&ev->ppl_desc);
@@ -268,6 +269,7 @@ static int run_eval(struct llm_cli *c)
 	llm_buf_init(&ev.hyp, 0);
 	llm_buf_init(&ev.scratch, 0);
 	llm_buf_init(&ev.line, 0);
+	llm_buf_init(&ev.idbuf, 0);
 	llm_buf_init(&ev.refs.text, 0);
 	llm_buf_init(&ev.outs.text, 0);
 	llm_buf_init(&ev.ppl_desc, 0);

@@ -36,6 +36,10 @@ struct strtab {
 };
 /* The index of s (len bytes), added when absent; -1 when out of memory. */
 long strtab_intern(struct strtab *t, const char *s, size_t len, bool *added);
+/* The same for a hash from strtab_prefetch, which starts loading the slot of s from memory so
+ * that this call, a little later, does not wait for it. */
+uint64_t strtab_prefetch(const struct strtab *t, const char *s, size_t len);
+long strtab_intern_hashed(struct strtab *t, const char *s, size_t len, uint64_t hash, bool *added);
 long strtab_find(const struct strtab *t, const char *s);
 void strtab_free(struct strtab *t);
 
@@ -116,7 +120,7 @@ struct eval {
 	int resamples;
 	uint64_t seed;
 	/* scratch, reused per record */
-	struct llm_buf hyp, scratch, line;
+	struct llm_buf hyp, scratch, line, idbuf;
 	struct strlist refs, outs; /* a record's references and samples */
 	double *row_tmp;
 };

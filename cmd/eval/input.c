@@ -80,12 +80,24 @@ static char *strtab_room(struct strtab *t, size_t len)
 	return p;
 }
 
+uint64_t strtab_prefetch(const struct strtab *t, const char *s, size_t len)
+{
+	uint64_t hash = llm_hash64(s, len, 0);
+	if (t->nslots)
+		__builtin_prefetch(&t->slot[(size_t)hash & (t->nslots - 1)]);
+	return hash;
+}
+
 long strtab_intern(struct strtab *t, const char *s, size_t len, bool *added)
+{
+	return strtab_intern_hashed(t, s, len, llm_hash64(s, len, 0), added);
+}
+
+long strtab_intern_hashed(struct strtab *t, const char *s, size_t len, uint64_t hash, bool *added)
 {
 	*added = false;
 	if ((t->n + 1) * 2 > t->nslots && strtab_grow(t))
 		return -1;
-	uint64_t hash = llm_hash64(s, len, 0);
 	size_t h = strtab_probe(t, s, len, hash);
 	if (t->slot[h])
 		return (long)(uint32_t)t->slot[h] - 1;
@@ -416,12 +428,13 @@ static enum llm_err logprobs(struct eval *ev, const struct llm_record *rec,
 	return LLM_OK;
 }
 
-/* The record's id (data/recid.h): the id field, else a digest of the fields no tool writes,
- * which stays the same from one system's outputs to another's.  A repeated id gets "#2",
- * "#3", ... so that every record pairs with one baseline record. */
-static long record_id(struct eval *ev, const struct llm_record *rec)
+/* The record's id (data/recid.h) into ev->idbuf: the id field, else a digest of the fields no
+ * tool writes, which stays the same from one system's outputs to another's.  Its slot in the
+ * table of ids starts coming from memory (a table of every id is larger than the caches), for
+ * record_id once the record is scored; the hash goes to *hash. */
+static int record_id_text(struct eval *ev, const struct llm_record *rec, uint64_t *hash)
 {
-	struct llm_buf *b = &ev->scratch;
+	struct llm_buf *b = &ev->idbuf;
 	llm_buf_clear(b);
 	bool derived;
 	if (llm_record_id(&rec->fields, ev->id_field, ev->exclude, ev->nexclude, b, &derived)) {
@@ -431,8 +444,17 @@ static long record_id(struct eval *ev, const struct llm_record *rec)
 		if (!m || llm_buf_append(b, m->val, m->val_len))
 			return -1;
 	}
+	*hash = strtab_prefetch(&ev->ids, b->data, b->len);
+	return 0;
+}
+
+/* The index of the id in ev->idbuf.  A repeated id gets "#2", "#3", ... so that every record
+ * pairs with one baseline record. */
+static long record_id(struct eval *ev, uint64_t hash)
+{
+	struct llm_buf *b = &ev->idbuf;
 	bool added;
-	long id = strtab_intern(&ev->ids, b->data, b->len, &added);
+	long id = strtab_intern_hashed(&ev->ids, b->data, b->len, hash, &added);
 	if (id < 0 || added)
 		return id;
 	/* The k-th record with this id becomes "ID#k"; the count kept with the id makes that one
@@ -637,6 +659,9 @@ int eval_record(struct eval *ev, struct llm_cli_in *in, struct llm_record *rec,
 	strlist_clear(outs);
 	struct llm_diag why;
 	double *row = ev->row_tmp;
+	uint64_t id_hash;
+	if (record_id_text(ev, rec, &id_hash) < 0)
+		goto nomem;
 	enum llm_err e = gather(ev, rec, x, &mi, refs, outs, &why);
 	if (!e && (e = llm_metric_set_stats(ev->set, &mi, row, &why)) && !why.file[0]) {
 		/* The metrics do not know where the record came from. */
@@ -657,7 +682,7 @@ int eval_record(struct eval *ev, struct llm_cli_in *in, struct llm_record *rec,
 
 	if (!grow_rows(ev))
 		goto nomem;
-	long id = record_id(ev, rec);
+	long id = record_id(ev, id_hash);
 	if (id < 0)
 		goto nomem;
 	for (size_t i = 0; i < ev->nby; i++) {
