@@ -185,9 +185,21 @@ enum llm_err llm_buf_put_g(struct llm_buf *b, double v, int prec)
 	int x;
 	if (!sig_digits(a, prec, e, &d, &x) || x < -4 || x >= prec)
 		return llm_buf_printf(b, "%.*g", prec, v);
-	char dig[16];
-	for (int i = prec - 1; i >= 0; i--, d /= 10)
-		dig[i] = (char)('0' + d % 10);
+	/* The prec digits of d, two at a time from the low eight and the high seven, two
+	 * independent chains of divisions. */
+	static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+				    "25262728293031323334353637383940414243444546474849"
+				    "50515253545556575859606162636465666768697071727374"
+				    "75767778798081828384858687888990919293949596979899";
+	char dig[32]; /* 16 digits, and room for the fixed-size copies below */
+	memset(dig + 16, '0', 16);
+	uint32_t hi = (uint32_t)(d / 100000000), lo = (uint32_t)(d % 100000000);
+	for (int i = 14; i >= 8; i -= 2, lo /= 100, hi /= 100) {
+		memcpy(dig + i, pairs + 2 * (lo % 100), 2);
+		memcpy(dig + i - 8, pairs + 2 * (hi % 100), 2);
+	}
+	/* dig[0..16) is d in 16 digits; the prec of them that are d's start at 16 - prec. */
+	memmove(dig, dig + 16 - prec, (size_t)prec);
 	int nd = prec; /* %g drops the fraction's trailing zeros, then a bare point */
 	while (nd > 1 && dig[nd - 1] == '0' && nd > x + 1)
 		nd--;
@@ -199,14 +211,14 @@ enum llm_err llm_buf_put_g(struct llm_buf *b, double v, int prec)
 		*w++ = '.';
 		for (int i = 0; i < -x - 1; i++)
 			*w++ = '0';
-		memcpy(w, dig, (size_t)nd);
+		memcpy(w, dig, 16); /* nd of them count */
 		w += nd;
 	} else {
-		memcpy(w, dig, (size_t)x + 1);
+		memcpy(w, dig, 16);
 		w += x + 1;
 		if (nd > x + 1) {
 			*w++ = '.';
-			memcpy(w, dig + x + 1, (size_t)(nd - x - 1));
+			memcpy(w, dig + x + 1, 16);
 			w += nd - x - 1;
 		}
 	}
