@@ -771,6 +771,21 @@ static enum llm_err masks_build(struct llm_rouge *r, const uint32_t *a, size_t m
 		r->epoch = 1;
 	}
 	size_t nd = 0;
+	if (m <= 64) { /* one word a mask: the two passes in one, without a branch */
+		if (grow((void **)&r->masks, &r->masks_cap, m, sizeof *r->masks))
+			return LLM_ERR_NOMEM;
+		for (size_t k = 0; k < m; k++) {
+			struct vword *v = &r->w[a[k]];
+			uint64_t fresh = v->stamp != r->epoch;
+			uint32_t slot = fresh ? (uint32_t)nd : v->slot;
+			v->stamp = r->epoch;
+			v->slot = slot;
+			r->masks[slot] = (r->masks[slot] & (fresh - 1)) | 1ULL << k;
+			nd += fresh;
+		}
+		r->mw = 1;
+		return LLM_OK;
+	}
 	for (size_t k = 0; k < m; k++) {
 		struct vword *v = &r->w[a[k]];
 		if (v->stamp != r->epoch) {
@@ -857,12 +872,16 @@ static enum llm_err score_lcs(struct llm_rouge *r, const struct seq *ref, const 
 		return LLM_ERR_NOMEM;
 	uint64_t *v = r->rows;
 	memset(v, 0xff, W * sizeof *v);
-	if (W == 1) { /* a reference of up to 64 tokens, the usual one: lcs_step without a carry */
+	if (W == 1) {
+		/* A reference of up to 64 tokens, the usual one: lcs_step without a carry, and
+		 * without a branch, since a mask of zeros leaves x as it is.  A token that is not in
+		 * the reference may have a slot from an earlier text, inside the masks' capacity:
+		 * what is there is masked out. */
 		uint64_t x = ~0ULL;
 		for (size_t j = 0; j < hyp->n; j++) {
-			const uint64_t *m = mask_of(r, hyp->ids[j]);
-			if (m)
-				x = (x + (x & *m)) | (x & ~*m);
+			const struct vword *w = &r->w[hyp->ids[j]];
+			uint64_t m = r->masks[w->slot] & (0 - (uint64_t)(w->stamp == r->epoch));
+			x = (x + (x & m)) | (x & ~m);
 		}
 		v[0] = x;
 	} else {
