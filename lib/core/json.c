@@ -56,10 +56,26 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	return 0;
 }
 
+size_t llm_ascii_prefix(const char *s, size_t n)
+{
+	size_t i = 0;
+#ifdef __SSE2__
+	for (; i + 16 <= n; i += 16) {
+		unsigned high = (unsigned)_mm_movemask_epi8(
+		    _mm_loadu_si128((const __m128i *)(const void *)(s + i)));
+		if (high)
+			return i + (size_t)__builtin_ctz(high);
+	}
+#endif
+	while (i < n && (unsigned char)s[i] < 0x80)
+		i++;
+	return i;
+}
+
 size_t llm_utf8_valid_prefix(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
+	size_t i = llm_ascii_prefix(s, n);
 	while (i < n) {
 		if (p[i] < 0x80) {
 			i++;

@@ -75,5 +75,7 @@ const char *llm_json_type_phrase(enum llm_json_type t);
 /* Check s[0..n) is valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
  * Returns the length of the valid prefix; equal to n when all of it is valid. */
 size_t llm_utf8_valid_prefix(const char *s, size_t n);
+/* The length of the longest prefix of s[0..n) that is ASCII (n when all of it is). */
+size_t llm_ascii_prefix(const char *s, size_t n);
 
 #endif

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/json.h"
 #include "metrics/pystr.h"
@@ -260,9 +263,61 @@ static size_t rstrip_len(const char *s, size_t n)
 	return n;
 }
 
+#ifdef __SSE2__
+/* Bit i: byte i of the 16 at p is ASCII whitespace as Python has it (\t-\r, 0x1c-0x1f, space);
+ * for ASCII bytes only, where the signed comparisons are the unsigned ones. */
+static inline uint64_t space16(const char *p)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i ctl = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(0x08)),
+				    _mm_cmplt_epi8(v, _mm_set1_epi8(0x0e)));
+	__m128i sep = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(0x1b)),
+				    _mm_cmplt_epi8(v, _mm_set1_epi8(0x21)));
+	return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, sep));
+}
+
+/* split_py for ASCII text, 64 bytes at a time: the tokens are the runs of zeros in a bit mask
+ * of the whitespace. */
+static enum llm_err split_ascii(struct seg *g, const char *s, size_t n)
+{
+	size_t start = 0;
+	uint64_t carry = 0; /* the last byte of the block before was in a token */
+	for (size_t base = 0; base < n; base += 64) {
+		uint64_t sp;
+		if (base + 64 <= n) {
+			sp = space16(s + base) | space16(s + base + 16) << 16 |
+			     space16(s + base + 32) << 32 | space16(s + base + 48) << 48;
+		} else {
+			char pad[64];
+			memset(pad, ' ', sizeof pad);
+			memcpy(pad, s + base, n - base);
+			sp = space16(pad) | space16(pad + 16) << 16 | space16(pad + 32) << 32 |
+			     space16(pad + 48) << 48;
+		}
+		uint64_t word = ~sp, before = word << 1 | carry;
+		for (uint64_t edges = word ^ before; edges; edges &= edges - 1) {
+			size_t i = base + (size_t)__builtin_ctzll(edges);
+			if (word >> (i - base) & 1) {
+				start = i;
+			} else {
+				enum llm_err e = push(g, s + start, i - start);
+				if (e)
+					return e;
+			}
+		}
+		carry = word >> 63;
+	}
+	return carry ? push(g, s + start, n - start) : LLM_OK;
+}
+#endif
+
 /* str.split(): the tokens of s as spans into s. */
 static enum llm_err split_py(struct seg *g, const char *s, size_t n)
 {
+#ifdef __SSE2__
+	if (llm_ascii_prefix(s, n) == n)
+		return split_ascii(g, s, n);
+#endif
 	size_t i = 0, k;
 	for (;;) {
 		while (i < n && space_at(s, n, i, &k))

@@ -12,6 +12,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "core/json.h"
 #include "metrics/pystr.h"
 
 /* How it goes fast and stays exact:
@@ -442,18 +443,6 @@ static enum llm_err tokenize_default(struct llm_rouge *r, const char *s, size_t 
 }
 
 #ifdef __SSE2__
-static bool all_ascii(const char *s, size_t n)
-{
-	size_t i = 0;
-	__m128i acc = _mm_setzero_si128();
-	for (; i + 16 <= n; i += 16)
-		acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(const void *)(s + i)));
-	unsigned high = (unsigned)_mm_movemask_epi8(acc);
-	for (; i < n; i++)
-		high |= (unsigned char)s[i] & 0x80;
-	return !high;
-}
-
 /* Bit i: byte i of the 16 at p is an ASCII letter or digit (in *alnum), a newline (in *nl).
  * ASCII only: as signed bytes, the comparisons below are the unsigned ones. */
 static inline void classify16(const char *p, uint64_t *alnum, uint64_t *nl, int shift)
@@ -664,7 +653,7 @@ static enum llm_err tokenize(struct llm_rouge *r, const char *s, size_t n, struc
 	if (r->o.unicode)
 		e = tokenize_unicode(r, s, n, q, &d);
 #ifdef __SSE2__
-	else if (n < UINT32_MAX && all_ascii(s, n))
+	else if (n < UINT32_MAX && llm_ascii_prefix(s, n) == n)
 		e = tokenize_ascii(r, s, n, q);
 #endif
 	else

@@ -531,6 +531,47 @@ static void scratch_reuse_gives_the_same_statistics(void **state)
 	llm_bleu_scratch_free(sc);
 }
 
+/* An ASCII text is split 64 bytes at a time from a mask of its whitespace; the same text after a
+ * no-break space (U+00A0, whitespace to Python, so no token) takes the general split, and must
+ * count the same, across block boundaries, with the tokenizers that split the text itself
+ * (13a and none; intl would see the space as a character before the first). */
+static void ascii_split_is_the_general_split(void **state)
+{
+	(void)state;
+	static const char alphabet[] = "aAbZ09.,-'!?()<>&;: \t\v\f\r\x1c\x1d\x1e\x1f\n";
+	uint64_t rng = 0x5eed5eed5eedULL;
+	static char x[3][400];
+	for (int it = 0; it < 6000; it++) {
+		size_t lens[2];
+		for (int k = 0; k < 2; k++) {
+			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+			size_t n = rng % 300;
+			x[k][0] = '\xc2', x[k][1] = '\xa0';
+			for (size_t i = 0; i < n; i++) {
+				rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+				/* mostly letters, so that tokens are long and short */
+				x[k][2 + i] = rng % 3 ? "abcdefgh"[rng % 8]
+						      : alphabet[(rng >> 8) % (sizeof alphabet - 1)];
+			}
+			lens[k] = n;
+		}
+		struct llm_bleu_opts o = opts();
+		o.tokenize = it % 2 ? LLM_SACRETOK_13A : LLM_SACRETOK_NONE;
+		o.lowercase = it % 5 == 0;
+		double fast[NS_MAX], general[NS_MAX];
+		const char *r[1] = {x[1] + 2}, *r_nbsp[1] = {x[1]};
+		size_t rl[1] = {lens[1] ? lens[1] : 1}, rl_nbsp[1] = {rl[0] + 2};
+		if (!lens[1])
+			x[1][2] = 'q';
+		enum llm_err e1 = llm_bleu_stats(&o, x[0] + 2, lens[0], r, rl, 1, fast, NULL);
+		enum llm_err e2 = llm_bleu_stats(&o, x[0], lens[0] + 2, r_nbsp, rl_nbsp, 1, general, NULL);
+		assert_int_equal(e1, e2);
+		if (e1 == LLM_OK && memcmp(fast, general, llm_bleu_n_stats(&o) * sizeof *fast))
+			fail_msg("iteration %d: the split differs on \"%.*s\" / \"%.*s\"", it,
+				 (int)lens[0], x[0] + 2, (int)rl[0], x[1] + 2);
+	}
+}
+
 /* --- the signature ---------------------------------------------------------------------------- */
 
 static void expect_signature(const struct llm_bleu_opts *o, size_t n_refs, const char *want)
@@ -591,6 +632,7 @@ int main(void)
 	    cmocka_unit_test(bad_input_is_an_error),
 	    cmocka_unit_test(nul_bytes_are_characters),
 	    cmocka_unit_test(scratch_reuse_gives_the_same_statistics),
+	    cmocka_unit_test(ascii_split_is_the_general_split),
 	    cmocka_unit_test(signature_is_sacrebleus),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
