@@ -82,6 +82,8 @@ struct llm_bleu_scratch {
 	uint32_t ngen;
 	uint32_t *used; /* the n-gram slots filled for this hypothesis */
 	size_t usedcap;
+	uint64_t *bits; /* tok_13a_ascii's bit masks */
+	size_t bitscap;
 };
 
 #define NO_ID UINT32_MAX
@@ -479,11 +481,145 @@ static enum llm_err pass_4(const char *t, size_t m, struct llm_buf *out)
 	return LLM_OK;
 }
 
+#ifdef __SSE2__
+/* Bit i of each mask: byte i of the 16 at p is Python whitespace, a 13a symbol, a digit, '-',
+ * '.' or ','.  ASCII only, where the signed comparisons are the unsigned ones. */
+struct masks16 {
+	uint64_t ws, sym, digit, dash, dotcomma;
+};
+
+static inline __m128i in_range(__m128i v, char lo, char hi)
+{
+	return _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)(lo - 1))),
+			     _mm_cmplt_epi8(v, _mm_set1_epi8((char)(hi + 1))));
+}
+
+static inline uint64_t bits16(__m128i m)
+{
+	return (uint64_t)(unsigned)_mm_movemask_epi8(m);
+}
+
+static inline void classify_13a(const char *p, struct masks16 *m, int shift)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i sym = _mm_or_si128(
+	    _mm_or_si128(_mm_or_si128(in_range(v, 0x21, 0x26), in_range(v, 0x28, 0x2B)),
+			 _mm_or_si128(in_range(v, 0x3A, 0x40), in_range(v, 0x5B, 0x60))),
+	    _mm_or_si128(in_range(v, 0x7B, 0x7E), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x2F))));
+	m->ws |= bits16(_mm_or_si128(in_range(v, 0x09, 0x0D), in_range(v, 0x1C, 0x20))) << shift;
+	m->sym |= bits16(sym) << shift;
+	m->digit |= bits16(in_range(v, '0', '9')) << shift;
+	m->dash |= bits16(_mm_cmpeq_epi8(v, _mm_set1_epi8('-'))) << shift;
+	m->dotcomma |= bits16(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')),
+					   _mm_cmpeq_epi8(v, _mm_set1_epi8(',')))) << shift;
+}
+
+static inline bool bit_at(const uint64_t *x, size_t i)
+{
+	return x[i / 64] >> (i % 64) & 1;
+}
+
+/* tok_13a for an ASCII text without the characters its replacements look for ('\n', '<',
+ * '&'), in one pass instead of five, and with no copy: 13a's substitutions only insert
+ * spaces, so each token is a span of s, and what has to be found is where a space goes
+ * between two characters of s ("cuts").  From bit masks, 64 bytes at a time: around each
+ * symbol, and between a digit and a '-' and after it.  Then the rules for '.' and ',', in
+ * order, since a match there consumes characters another would use: ([^0-9])([.,]) on the
+ * text with its symbols padded, then ([.,])([^0-9]) on the result. */
+static enum llm_err tok_13a_ascii(struct llm_bleu_scratch *sc, struct seg *g, const char *s,
+				  size_t n)
+{
+	size_t nw = n / 64 + 1; /* one word more than the text needs: bit n is past the end */
+	enum llm_err e = grow((void **)&sc->bits, &sc->bitscap, 7 * nw, sizeof *sc->bits);
+	if (e)
+		return e;
+	uint64_t *ws = sc->bits, *sym = ws + nw, *digit = sym + nw, *dash = digit + nw,
+		 *dot = dash + nw, *cut = dot + nw, *m2 = cut + nw;
+	for (size_t w = 0; w < nw; w++) {
+		struct masks16 m = {0};
+		size_t base = 64 * w;
+		if (base + 64 <= n) {
+			for (int k = 0; k < 4; k++)
+				classify_13a(s + base + 16 * k, &m, 16 * k);
+		} else {
+			char pad[64];
+			memset(pad, ' ', sizeof pad); /* past the end: whitespace */
+			if (base < n)
+				memcpy(pad, s + base, n - base);
+			for (int k = 0; k < 4; k++)
+				classify_13a(pad + 16 * k, &m, 16 * k);
+		}
+		ws[w] = m.ws, sym[w] = m.sym, digit[w] = m.digit, dash[w] = m.dash;
+		dot[w] = m.dotcomma;
+	}
+	/* Cut after i: a symbol at i or i + 1; a digit at i and '-' at i + 1; '-' at i after a
+	 * digit. */
+	for (size_t w = 0; w < nw; w++) {
+		uint64_t next_sym = sym[w] >> 1 | (w + 1 < nw ? sym[w + 1] << 63 : 0);
+		uint64_t next_dash = dash[w] >> 1 | (w + 1 < nw ? dash[w + 1] << 63 : 0);
+		uint64_t prev_digit = digit[w] << 1 | (w ? digit[w - 1] >> 63 : 0);
+		cut[w] = sym[w] | next_sym | (digit[w] & next_dash) | (dash[w] & prev_digit);
+		m2[w] = 0;
+	}
+	/* ([^0-9])([.,]) -> "\1 \2 " on " s " with its symbols padded: the character before is
+	 * a space there when i is 0 or s[i - 1] a symbol; a '.' or ',' taken as \2 cannot be the
+	 * \1 of the next. */
+	for (size_t w = 0; w < nw; w++)
+		for (uint64_t d = dot[w]; d; d &= d - 1) {
+			size_t i = 64 * w + (size_t)__builtin_ctzll(d);
+			bool before_is_s = i > 0 && !bit_at(sym, i - 1);
+			if (before_is_s && (bit_at(digit, i - 1) || (bit_at(dot, i - 1) && bit_at(m2, i - 1))))
+				continue;
+			m2[w] |= 1ULL << (i % 64);
+			if (i > 0)
+				cut[(i - 1) / 64] |= 1ULL << ((i - 1) % 64);
+			cut[w] |= 1ULL << (i % 64);
+		}
+	/* ([.,])([^0-9]) -> " \1 \2" on that: the character after is a space when a cut
+	 * follows s[i] (at the end, the padding), else s[i + 1].  No match here takes a '.' or
+	 * ',' as its \2, which would keep it from being the next \1: of two side by side, the
+	 * pass above matched the second (or the first, and then put a space after it). */
+	for (size_t w = 0; w < nw; w++)
+		for (uint64_t d = dot[w]; d; d &= d - 1) {
+			size_t i = 64 * w + (size_t)__builtin_ctzll(d);
+			bool space_after = i + 1 >= n || bit_at(cut, i) || bit_at(ws, i + 1);
+			if (!space_after && bit_at(digit, i + 1))
+				continue;
+			if (i > 0)
+				cut[(i - 1) / 64] |= 1ULL << ((i - 1) % 64);
+			cut[w] |= 1ULL << (i % 64);
+		}
+	/* The tokens: runs of non-whitespace with no cut inside. */
+	size_t start = 0;
+	for (size_t w = 0; w < nw; w++) {
+		uint64_t tok = ~ws[w];
+		uint64_t prev_tok = tok << 1 | (w ? ~ws[w - 1] >> 63 : 0);
+		uint64_t prev_cut = cut[w] << 1 | (w ? cut[w - 1] >> 63 : 0);
+		uint64_t next_tok = tok >> 1 | (w + 1 < nw ? ~ws[w + 1] << 63 : 0);
+		uint64_t starts = tok & (~prev_tok | prev_cut), ends = tok & (~next_tok | cut[w]);
+		for (uint64_t ev = starts | ends; ev; ev &= ev - 1) {
+			unsigned b = (unsigned)__builtin_ctzll(ev);
+			size_t i = 64 * w + b;
+			if (starts >> b & 1)
+				start = i;
+			if (ends >> b & 1 && (e = push(g, s + start, i + 1 - start)))
+				return e;
+		}
+	}
+	return LLM_OK;
+}
+#endif
+
 /* mteval-v13a as sacreBLEU's Tokenizer13a: the language-independent replacements, then the
  * four substitutions of TokenizerRegexp on " line ", then split. */
 static enum llm_err tok_13a(struct llm_bleu_scratch *sc, struct seg *g, const char *s, size_t n)
 {
 	enum llm_err e = LLM_OK;
+#ifdef __SSE2__
+	if (!memchr(s, '\n', n) && !memchr(s, '<', n) && !memchr(s, '&', n) &&
+	    llm_ascii_prefix(s, n) == n)
+		return tok_13a_ascii(sc, g, s, n);
+#endif
 	if (memchr(s, '\n', n) || memchr(s, '<', n) || memchr(s, '&', n)) {
 		struct llm_buf *bufs[2] = {&sc->a, &sc->b};
 		int k = 0;
@@ -751,6 +887,7 @@ void llm_bleu_scratch_free(struct llm_bleu_scratch *sc)
 	free(sc->tt);
 	free(sc->nt);
 	free(sc->used);
+	free(sc->bits);
 	free(sc);
 }
 
