@@ -499,7 +499,8 @@ static inline uint64_t bits16(__m128i m)
 	return (uint64_t)(unsigned)_mm_movemask_epi8(m);
 }
 
-static inline void classify_13a(const char *p, struct masks16 *m, int shift)
+static inline __attribute__((always_inline)) void classify_13a(const char *p, struct masks16 *m,
+								  int shift)
 {
 	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
 	__m128i sym = _mm_or_si128(
@@ -589,23 +590,32 @@ static enum llm_err tok_13a_ascii(struct llm_bleu_scratch *sc, struct seg *g, co
 				cut[(i - 1) / 64] |= 1ULL << ((i - 1) % 64);
 			cut[w] |= 1ULL << (i % 64);
 		}
-	/* The tokens: runs of non-whitespace with no cut inside. */
-	size_t start = 0;
+	/* The tokens: runs of non-whitespace with no cut inside.  The starts of a block are
+	 * written first, then its ends complete them: a token ends in the block where it starts
+	 * or a later one. */
+	uint64_t *starts_of = m2; /* done with */
+	size_t count = 0;
 	for (size_t w = 0; w < nw; w++) {
 		uint64_t tok = ~ws[w];
 		uint64_t prev_tok = tok << 1 | (w ? ~ws[w - 1] >> 63 : 0);
 		uint64_t prev_cut = cut[w] << 1 | (w ? cut[w - 1] >> 63 : 0);
-		uint64_t next_tok = tok >> 1 | (w + 1 < nw ? ~ws[w + 1] << 63 : 0);
-		uint64_t starts = tok & (~prev_tok | prev_cut), ends = tok & (~next_tok | cut[w]);
-		for (uint64_t ev = starts | ends; ev; ev &= ev - 1) {
-			unsigned b = (unsigned)__builtin_ctzll(ev);
-			size_t i = 64 * w + b;
-			if (starts >> b & 1)
-				start = i;
-			if (ends >> b & 1 && (e = push(g, s + start, i + 1 - start)))
-				return e;
-		}
+		starts_of[w] = tok & (~prev_tok | prev_cut);
+		count += (size_t)__builtin_popcountll(starts_of[w]);
 	}
+	if ((e = grow((void **)&g->sp, &g->capsp, g->nsp + count, sizeof *g->sp)))
+		return e;
+	size_t ns = g->nsp, ne = g->nsp;
+	for (size_t w = 0; w < nw; w++) {
+		uint64_t tok = ~ws[w];
+		uint64_t next_tok = tok >> 1 | (w + 1 < nw ? ~ws[w + 1] << 63 : 0);
+		uint64_t starts = starts_of[w], ends = tok & (~next_tok | cut[w]);
+		for (; starts; starts &= starts - 1)
+			g->sp[ns++].p = s + 64 * w + (size_t)__builtin_ctzll(starts);
+		for (; ends; ends &= ends - 1, ne++)
+			g->sp[ne].len =
+			    (size_t)(s + 64 * w + (size_t)__builtin_ctzll(ends) + 1 - g->sp[ne].p);
+	}
+	g->nsp = ns;
 	return LLM_OK;
 }
 #endif
