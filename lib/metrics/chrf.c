@@ -234,12 +234,9 @@ static void match_windows(struct table t, const uint32_t *sym, size_t len, size_
 	}
 }
 
-static inline bool ascii_space(unsigned char c)
-{
-	return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
-}
-
-/* The code points of t[0..n) into sym, Python whitespace left out unless kept. */
+/* The code points of t[0..n) into sym, Python whitespace left out unless kept.  An ASCII
+ * character is written whatever it is and kept by moving on past it or not, without a branch
+ * on whether it is a space. */
 static void decode_chars(struct llm_chrf_scratch *s, const char *t, size_t n, bool keep_space)
 {
 	size_t k = s->n_sym;
@@ -247,10 +244,12 @@ static void decode_chars(struct llm_chrf_scratch *s, const char *t, size_t n, bo
 		unsigned char c = (unsigned char)t[i];
 		uint32_t cp;
 		if (c < 0x80) {
-			cp = c;
+			/* \t-\r, 0x1c-0x1f and ' ': bits of a 64-bit set */
+			unsigned space = (c < 64) & (unsigned)(0x1F0003E00ULL >> (c & 63));
+			s->sym[k] = c;
+			k += keep_space | !space;
 			i++;
-			if (!keep_space && ascii_space(c))
-				continue;
+			continue;
 		} else {
 			i += llm_unicode_decode(t + i, n - i, &cp);
 			if (!keep_space && llm_py_isspace(cp))
