@@ -127,7 +127,7 @@ static enum llm_err table_reset(struct llm_chrf_scratch *s, size_t need, struct 
 	size_t cap = pow2_at_least(2 * need + 1);
 	if (cap > s->tab_cap) {
 		free(s->tab);
-		s->tab = calloc(cap, sizeof *s->tab);
+		s->tab = calloc(cap + 1, sizeof *s->tab); /* + the slot that stands for "absent" */
 		if (!s->tab) {
 			s->tab_cap = 0;
 			return llm_diag_set(diag, LLM_ERR_NOMEM, NULL, 0, "out of memory");
@@ -136,7 +136,7 @@ static enum llm_err table_reset(struct llm_chrf_scratch *s, size_t need, struct 
 		s->gen = 0;
 	}
 	if (++s->gen == 0) {
-		memset(s->tab, 0, s->tab_cap * sizeof *s->tab);
+		memset(s->tab, 0, (s->tab_cap + 1) * sizeof *s->tab);
 		s->gen = 1;
 	}
 	s->mask = cap - 1;
@@ -153,6 +153,7 @@ struct table {
 	size_t mask;
 	unsigned shift;
 	uint32_t gen;
+	size_t none; /* the slot past the table's, whose left stays 0: "not there" */
 };
 
 /* Fibonacci hashing: the key is exact, the hash only spreads it. */
@@ -177,15 +178,15 @@ static inline uint32_t table_add(struct table t, uint64_t key)
 	}
 }
 
-/* The reference n-gram of this key, or NULL. */
-static inline struct slot *table_find(struct table t, uint64_t key)
+/* The slot of the reference n-gram of this key, or t.none. */
+static inline size_t table_find(struct table t, uint64_t key)
 {
 	for (size_t i = slot_of(t, key);; i = (i + 1) & t.mask) {
-		struct slot *e = &t.tab[i];
+		const struct slot *e = &t.tab[i];
 		if (e->gen != t.gen)
-			return NULL;
+			return t.none;
 		if (e->key == key)
-			return e;
+			return i;
 	}
 }
 
@@ -205,31 +206,36 @@ static void add_windows(struct table t, const uint32_t *sym, size_t len, size_t 
 			ids[i] = table_add(t, (uint64_t)ids[i] << 32 | sym[i + n]);
 }
 
-#define NO_ID UINT32_MAX /* the window's prefix is not in the reference */
-
 /* Match every n-gram of orders 1..max_n in sym[0, len) against the table, counting matches
- * per order into match. */
+ * per order into match.  Only the windows whose shorter n-gram the reference has go on to the
+ * next order: their starts are kept in live (ascending), written whether or not the window
+ * goes on and kept by moving on past it, and a miss lands on the table's "absent" slot,
+ * so that the loop has no branch on what the reference holds. */
 static void match_windows(struct table t, const uint32_t *sym, size_t len, size_t max_n,
-			  uint32_t root, uint32_t *ids, uint32_t *match)
+			  uint32_t root, uint32_t *ids, uint32_t *live, uint32_t *match)
 {
-	for (size_t i = 0; i < len; i++)
+	for (size_t i = 0; i < len; i++) {
 		ids[i] = root;
+		live[i] = (uint32_t)i;
+	}
+	size_t n_live = len;
 	for (size_t n = 0; n < max_n && n < len; n++) {
 		uint32_t m = 0;
-		for (size_t i = 0; i + n < len; i++) {
-			if (ids[i] == NO_ID)
-				continue; /* no longer n-gram from here is in the reference */
-			struct slot *e = table_find(t, (uint64_t)ids[i] << 32 | sym[i + n]);
-			if (!e) {
-				ids[i] = NO_ID;
-				continue;
-			}
-			if (e->left > 0) {
-				e->left--;
-				m++;
-			}
-			ids[i] = (uint32_t)(e - t.tab) + FIRST_ID;
+		size_t kept = 0;
+		while (n_live && live[n_live - 1] + n >= len)
+			n_live--; /* no window of this order starts there */
+		for (size_t j = 0; j < n_live; j++) {
+			uint32_t i = live[j];
+			size_t at = table_find(t, (uint64_t)ids[i] << 32 | sym[i + n]);
+			struct slot *e = &t.tab[at];
+			uint32_t take = e->left > 0;
+			e->left -= (int32_t)take;
+			m += take;
+			ids[i] = (uint32_t)at + FIRST_ID;
+			live[kept] = i;
+			kept += at != t.none;
 		}
+		n_live = kept;
 		match[n] += m;
 	}
 }
@@ -401,7 +407,7 @@ static enum llm_err prepare(struct llm_chrf_scratch *s, const struct llm_chrf_op
 	}
 	if (need > s->ids_cap) {
 		free(s->ids);
-		s->ids = malloc(s->sym_cap * sizeof *s->ids);
+		s->ids = malloc(2 * s->sym_cap * sizeof *s->ids); /* ids, then match's live list */
 		if (!s->ids) {
 			s->ids_cap = 0;
 			return llm_diag_set(diag, LLM_ERR_NOMEM, NULL, 0, "out of memory");
@@ -503,16 +509,16 @@ enum llm_err llm_chrf_scratch_stats(struct llm_chrf_scratch *s, const struct llm
 		if ((e = table_reset(s, need, diag)))
 			return e;
 		memset(match, 0, k * sizeof *match);
-		struct table t = {s->tab, s->mask, s->tab_shift, s->gen};
+		struct table t = {s->tab, s->mask, s->tab_shift, s->gen, s->tab_cap};
 		if (nc) {
 			add_windows(t, s->sym + x->chars, x->n_chars, nc, CHAR_ROOT, s->ids);
 			match_windows(t, s->sym + h->chars, h->n_chars, nc, CHAR_ROOT, s->ids,
-				      match);
+				      s->ids + s->ids_cap, match);
 		}
 		if (nw) {
 			add_windows(t, s->sym + x->words, x->n_words, nw, WORD_ROOT, s->ids);
 			match_windows(t, s->sym + h->words, h->n_words, nw, WORD_ROOT, s->ids,
-				      match + nc);
+				      s->ids + s->ids_cap, match + nc);
 		}
 		for (size_t i = 0; i < k; i++) {
 			bool word = i >= nc;
