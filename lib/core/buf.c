@@ -199,11 +199,16 @@ enum llm_err llm_buf_put_g(struct llm_buf *b, double v, int prec)
 		memcpy(dig + i - 8, pairs + 2 * (hi % 100), 2);
 	}
 	/* dig[0..16) is d in 16 digits; the prec of them that are d's start at 16 - prec. */
-	memmove(dig, dig + 16 - prec, (size_t)prec);
+	const char *p = dig + 16 - prec;
 	int nd = prec; /* %g drops the fraction's trailing zeros, then a bare point */
-	while (nd > 1 && dig[nd - 1] == '0' && nd > x + 1)
+	while (nd > 1 && p[nd - 1] == '0' && nd > x + 1)
 		nd--;
-	char out[40], *w = out;
+	/* Written in place, in copies of 16 bytes of which the first so many count: at most 33
+	 * bytes are written.  Near the buffer's ceiling, through out instead. */
+	char out[40];
+	bool in_place = llm_buf_reserve(b, sizeof out) == LLM_OK;
+	char *const start = in_place ? b->data + b->len : out;
+	char *w = start;
 	if (v < 0)
 		*w++ = '-';
 	if (x < 0) {
@@ -211,18 +216,22 @@ enum llm_err llm_buf_put_g(struct llm_buf *b, double v, int prec)
 		*w++ = '.';
 		for (int i = 0; i < -x - 1; i++)
 			*w++ = '0';
-		memcpy(w, dig, 16); /* nd of them count */
+		memcpy(w, p, 16);
 		w += nd;
 	} else {
-		memcpy(w, dig, 16);
+		memcpy(w, p, 16);
 		w += x + 1;
 		if (nd > x + 1) {
 			*w++ = '.';
-			memcpy(w, dig + x + 1, 16);
+			memcpy(w, p + x + 1, 16);
 			w += nd - x - 1;
 		}
 	}
-	return llm_buf_append(b, out, (size_t)(w - out));
+	if (!in_place)
+		return llm_buf_append(b, out, (size_t)(w - out));
+	b->len += (size_t)(w - start);
+	b->data[b->len] = '\0';
+	return LLM_OK;
 }
 
 enum llm_err llm_buf_base64(struct llm_buf *b, const void *p, size_t n)
