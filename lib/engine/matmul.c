@@ -234,8 +234,8 @@ void llm_matmul_serial(bool ta, bool tb, int M, int N, int K, float alpha, const
 #ifdef HAVE_OPENBLAS
 	sgemm_fn *sgemm = blas();
 	if (sgemm && K > 0) {
-		sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-		      N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+		sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+		      M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 		return;
 	}
 #endif

@@ -82,7 +82,7 @@ struct llm_bleu_scratch {
 	uint32_t ngen;
 	uint32_t *used; /* the n-gram slots filled for this hypothesis */
 	size_t usedcap;
-	uint64_t *bits; /* tok_13a_ascii's bit masks */
+	uint64_t *bits; /* the bit masks of split_ascii and tok_13a_ascii */
 	size_t bitscap;
 };
 
@@ -266,59 +266,201 @@ static size_t rstrip_len(const char *s, size_t n)
 }
 
 #ifdef __SSE2__
-/* Bit i: byte i of the 16 at p is ASCII whitespace as Python has it (\t-\r, 0x1c-0x1f, space);
- * for ASCII bytes only, where the signed comparisons are the unsigned ones. */
-static inline uint64_t space16(const char *p)
+/* Texts of ASCII only are split, and tokenized by 13a, 64 bytes at a time from bit masks of the
+ * characters that matter (bit i of a word: byte i of the 64).  The masks of a text are all made
+ * before any token is written, so that a text found to need the general path has nothing to
+ * undo. */
+struct masks {
+	uint64_t ws, sym, digit, dash, dot, other; /* other: a byte the fast paths do not take */
+};
+
+static inline __m128i in_range(__m128i v, char lo, char hi)
 {
-	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-	__m128i ctl = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(0x08)),
-				    _mm_cmplt_epi8(v, _mm_set1_epi8(0x0e)));
-	__m128i sep = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(0x1b)),
-				    _mm_cmplt_epi8(v, _mm_set1_epi8(0x21)));
-	return (uint64_t)(unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, sep));
+	return _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)(lo - 1))),
+			     _mm_cmplt_epi8(v, _mm_set1_epi8((char)(hi + 1))));
 }
 
-/* split_py for ASCII text, 64 bytes at a time: the tokens are the runs of zeros in a bit mask
- * of the whitespace. */
-static enum llm_err split_ascii(struct seg *g, const char *s, size_t n)
+static inline uint64_t bits16(__m128i m, int shift)
 {
-	size_t start = 0;
-	uint64_t carry = 0; /* the last byte of the block before was in a token */
-	for (size_t base = 0; base < n; base += 64) {
-		uint64_t sp;
-		if (base + 64 <= n) {
-			sp = space16(s + base) | space16(s + base + 16) << 16 |
-			     space16(s + base + 32) << 32 | space16(s + base + 48) << 48;
-		} else {
-			char pad[64];
-			memset(pad, ' ', sizeof pad);
-			memcpy(pad, s + base, n - base);
-			sp = space16(pad) | space16(pad + 16) << 16 | space16(pad + 32) << 32 |
-			     space16(pad + 48) << 48;
-		}
-		uint64_t word = ~sp, before = word << 1 | carry;
-		for (uint64_t edges = word ^ before; edges; edges &= edges - 1) {
-			size_t i = base + (size_t)__builtin_ctzll(edges);
-			if (word >> (i - base) & 1) {
-				start = i;
-			} else {
-				enum llm_err e = push(g, s + start, i - start);
-				if (e)
-					return e;
-			}
-		}
-		carry = word >> 63;
+	return (uint64_t)(unsigned)_mm_movemask_epi8(m) << shift;
+}
+
+/* The masks of the 16 bytes at p, as bits shift to shift + 15: Python's ASCII whitespace
+ * (\t-\r, 0x1c-0x1f, space); for 13a also its symbols, digits, '-', '.' and ','; and in other
+ * the bytes above ASCII (as signed bytes, the comparisons above are then the unsigned ones),
+ * with, for 13a, those its replacements look for ('\n', '<', '&'). */
+static inline __attribute__((always_inline)) void classify16(const char *p, struct masks *m,
+							     int shift, bool for_13a)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	m->ws |= bits16(_mm_or_si128(in_range(v, 0x09, 0x0D), in_range(v, 0x1C, 0x20)), shift);
+	__m128i other = _mm_cmplt_epi8(v, _mm_setzero_si128());
+	if (for_13a) {
+		__m128i sym = _mm_or_si128(
+		    _mm_or_si128(_mm_or_si128(in_range(v, 0x21, 0x26), in_range(v, 0x28, 0x2B)),
+				 _mm_or_si128(in_range(v, 0x3A, 0x40), in_range(v, 0x5B, 0x60))),
+		    _mm_or_si128(in_range(v, 0x7B, 0x7E), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x2F))));
+		m->sym |= bits16(sym, shift);
+		m->digit |= bits16(in_range(v, '0', '9'), shift);
+		m->dash |= bits16(_mm_cmpeq_epi8(v, _mm_set1_epi8('-')), shift);
+		m->dot |= bits16(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')),
+					      _mm_cmpeq_epi8(v, _mm_set1_epi8(','))),
+				 shift);
+		other = _mm_or_si128(_mm_or_si128(other, _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
+				     _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('<')),
+						  _mm_cmpeq_epi8(v, _mm_set1_epi8('&'))));
 	}
-	return carry ? push(g, s + start, n - start) : LLM_OK;
+	m->other |= bits16(other, shift);
+}
+
+/* The masks of s[0..n) into nw words each of the arrays given, bytes past n whitespace; false
+ * when a byte is one the fast paths do not take. */
+static bool classify_ascii(const char *s, size_t n, size_t nw, bool for_13a, uint64_t *ws,
+			   uint64_t *sym, uint64_t *digit, uint64_t *dash, uint64_t *dot)
+{
+	for (size_t w = 0; w < nw; w++) {
+		struct masks m = {0};
+		const char *p = s + 64 * w;
+		char pad[64];
+		if (64 * w + 64 > n) {
+			memset(pad, ' ', sizeof pad);
+			if (64 * w < n)
+				memcpy(pad, p, n - 64 * w);
+			p = pad;
+		}
+		for (int k = 0; k < 4; k++)
+			classify16(p + 16 * k, &m, 16 * k, for_13a);
+		if (m.other)
+			return false;
+		ws[w] = m.ws;
+		if (for_13a)
+			sym[w] = m.sym, digit[w] = m.digit, dash[w] = m.dash, dot[w] = m.dot;
+	}
+	return true;
+}
+
+static inline bool bit_at(const uint64_t *x, size_t i)
+{
+	return x[i / 64] >> (i % 64) & 1;
+}
+
+static inline void set_bit(uint64_t *x, size_t i)
+{
+	x[i / 64] |= 1ULL << (i % 64);
+}
+
+/* The tokens of s: the runs of bytes that are not whitespace, cut where cut has a bit (a cut
+ * after byte i), as spans into s.  A block's starts are written first, then its ends complete
+ * them: a token ends in the block where it starts or a later one.  starts: nw words of
+ * scratch. */
+static enum llm_err push_runs(struct seg *g, const char *s, size_t nw, const uint64_t *ws,
+			      const uint64_t *cut, uint64_t *starts)
+{
+	size_t count = 0;
+	for (size_t w = 0; w < nw; w++) {
+		uint64_t tok = ~ws[w];
+		uint64_t prev_tok = tok << 1 | (w ? ~ws[w - 1] >> 63 : 0);
+		uint64_t prev_cut = cut ? cut[w] << 1 | (w ? cut[w - 1] >> 63 : 0) : 0;
+		starts[w] = tok & (~prev_tok | prev_cut);
+		count += (size_t)__builtin_popcountll(starts[w]);
+	}
+	enum llm_err e = grow((void **)&g->sp, &g->capsp, g->nsp + count, sizeof *g->sp);
+	if (e)
+		return e;
+	size_t ns = g->nsp, ne = g->nsp;
+	for (size_t w = 0; w < nw; w++) {
+		uint64_t tok = ~ws[w];
+		uint64_t next_tok = tok >> 1 | (w + 1 < nw ? ~ws[w + 1] << 63 : 0);
+		uint64_t ends = tok & (~next_tok | (cut ? cut[w] : 0));
+		for (uint64_t b = starts[w]; b; b &= b - 1)
+			g->sp[ns++].p = s + 64 * w + (size_t)__builtin_ctzll(b);
+		for (; ends; ends &= ends - 1, ne++)
+			g->sp[ne].len =
+			    (size_t)(s + 64 * w + (size_t)__builtin_ctzll(ends) + 1 - g->sp[ne].p);
+	}
+	g->nsp = ns;
+	return LLM_OK;
+}
+
+/* split_py for an ASCII text; false (and nothing done) for any other. */
+static bool split_ascii(struct llm_bleu_scratch *sc, struct seg *g, const char *s, size_t n,
+			enum llm_err *e)
+{
+	size_t nw = n / 64 + 1; /* bit n is past the end: whitespace */
+	if ((*e = grow((void **)&sc->bits, &sc->bitscap, 2 * nw, sizeof *sc->bits)))
+		return true;
+	uint64_t *ws = sc->bits;
+	if (!classify_ascii(s, n, nw, false, ws, NULL, NULL, NULL, NULL))
+		return false;
+	*e = push_runs(g, s, nw, ws, NULL, ws + nw);
+	return true;
+}
+
+/* tok_13a for an ASCII text without the characters its replacements look for, in one pass
+ * instead of five and with no copy; false (and nothing done) for any other text.  13a's
+ * substitutions only insert spaces, so each token is a span of s, and what has to be found is
+ * where a space goes between two characters of s (a "cut"): around each symbol, between a
+ * digit and a '-' and after it, from the masks; then the rules for '.' and ',', in order,
+ * since a match there consumes characters another would use: ([^0-9])([.,]) -> "\1 \2 " on
+ * the text with its symbols padded, then ([.,])([^0-9]) -> " \1 \2" on the result. */
+static bool tok_13a_ascii(struct llm_bleu_scratch *sc, struct seg *g, const char *s, size_t n,
+			  enum llm_err *e)
+{
+	size_t nw = n / 64 + 1; /* bit n is past the end: whitespace */
+	if ((*e = grow((void **)&sc->bits, &sc->bitscap, 7 * nw, sizeof *sc->bits)))
+		return true;
+	uint64_t *ws = sc->bits, *sym = ws + nw, *digit = sym + nw, *dash = digit + nw,
+		 *dot = dash + nw, *cut = dot + nw, *m2 = cut + nw;
+	if (!classify_ascii(s, n, nw, true, ws, sym, digit, dash, dot))
+		return false;
+	for (size_t w = 0; w < nw; w++) {
+		uint64_t next_sym = sym[w] >> 1 | (w + 1 < nw ? sym[w + 1] << 63 : 0);
+		uint64_t next_dash = dash[w] >> 1 | (w + 1 < nw ? dash[w + 1] << 63 : 0);
+		uint64_t prev_digit = digit[w] << 1 | (w ? digit[w - 1] >> 63 : 0);
+		cut[w] = sym[w] | next_sym | (digit[w] & next_dash) | (dash[w] & prev_digit);
+		m2[w] = 0;
+	}
+	/* The first: the character before s[i] is a space when i is 0 or s[i - 1] a symbol; a
+	 * '.' or ',' taken as \2 cannot be the \1 of the next. */
+	for (size_t w = 0; w < nw; w++)
+		for (uint64_t d = dot[w]; d; d &= d - 1) {
+			size_t i = 64 * w + (size_t)__builtin_ctzll(d);
+			if (i > 0 && !bit_at(sym, i - 1) &&
+			    (bit_at(digit, i - 1) || (bit_at(dot, i - 1) && bit_at(m2, i - 1))))
+				continue;
+			set_bit(m2, i);
+			if (i > 0)
+				set_bit(cut, i - 1);
+			set_bit(cut, i);
+		}
+	/* The second: the character after s[i] is a space when a cut follows s[i] (at the end,
+	 * the padding), else s[i + 1].  No match here takes a '.' or ',' as its \2, which would
+	 * keep it from being the next \1: of two side by side, the first rule matched the second
+	 * (or the first, and then put a space after it). */
+	for (size_t w = 0; w < nw; w++)
+		for (uint64_t d = dot[w]; d; d &= d - 1) {
+			size_t i = 64 * w + (size_t)__builtin_ctzll(d);
+			if (i + 1 < n && !bit_at(cut, i) && !bit_at(ws, i + 1) &&
+			    bit_at(digit, i + 1))
+				continue;
+			if (i > 0)
+				set_bit(cut, i - 1);
+			set_bit(cut, i);
+		}
+	*e = push_runs(g, s, nw, ws, cut, m2);
+	return true;
 }
 #endif
 
 /* str.split(): the tokens of s as spans into s. */
-static enum llm_err split_py(struct seg *g, const char *s, size_t n)
+static enum llm_err split_py(struct llm_bleu_scratch *sc, struct seg *g, const char *s, size_t n)
 {
+	enum llm_err e;
 #ifdef __SSE2__
-	if (llm_ascii_prefix(s, n) == n)
-		return split_ascii(g, s, n);
+	if (split_ascii(sc, g, s, n, &e))
+		return e;
+#else
+	(void)sc;
 #endif
 	size_t i = 0, k;
 	for (;;) {
@@ -337,8 +479,7 @@ static enum llm_err split_py(struct seg *g, const char *s, size_t n)
 				break;
 			i += k;
 		}
-		enum llm_err e = push(g, s + begin, i - begin);
-		if (e)
+		if ((e = push(g, s + begin, i - begin)))
 			return e;
 	}
 }
@@ -481,154 +622,14 @@ static enum llm_err pass_4(const char *t, size_t m, struct llm_buf *out)
 	return LLM_OK;
 }
 
-#ifdef __SSE2__
-/* Bit i of each mask: byte i of the 16 at p is Python whitespace, a 13a symbol, a digit, '-',
- * '.' or ','.  ASCII only, where the signed comparisons are the unsigned ones. */
-struct masks16 {
-	uint64_t ws, sym, digit, dash, dotcomma;
-};
-
-static inline __m128i in_range(__m128i v, char lo, char hi)
-{
-	return _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8((char)(lo - 1))),
-			     _mm_cmplt_epi8(v, _mm_set1_epi8((char)(hi + 1))));
-}
-
-static inline uint64_t bits16(__m128i m)
-{
-	return (uint64_t)(unsigned)_mm_movemask_epi8(m);
-}
-
-static inline __attribute__((always_inline)) void classify_13a(const char *p, struct masks16 *m,
-								  int shift)
-{
-	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-	__m128i sym = _mm_or_si128(
-	    _mm_or_si128(_mm_or_si128(in_range(v, 0x21, 0x26), in_range(v, 0x28, 0x2B)),
-			 _mm_or_si128(in_range(v, 0x3A, 0x40), in_range(v, 0x5B, 0x60))),
-	    _mm_or_si128(in_range(v, 0x7B, 0x7E), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x2F))));
-	m->ws |= bits16(_mm_or_si128(in_range(v, 0x09, 0x0D), in_range(v, 0x1C, 0x20))) << shift;
-	m->sym |= bits16(sym) << shift;
-	m->digit |= bits16(in_range(v, '0', '9')) << shift;
-	m->dash |= bits16(_mm_cmpeq_epi8(v, _mm_set1_epi8('-'))) << shift;
-	m->dotcomma |= bits16(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')),
-					   _mm_cmpeq_epi8(v, _mm_set1_epi8(',')))) << shift;
-}
-
-static inline bool bit_at(const uint64_t *x, size_t i)
-{
-	return x[i / 64] >> (i % 64) & 1;
-}
-
-/* tok_13a for an ASCII text without the characters its replacements look for ('\n', '<',
- * '&'), in one pass instead of five, and with no copy: 13a's substitutions only insert
- * spaces, so each token is a span of s, and what has to be found is where a space goes
- * between two characters of s ("cuts").  From bit masks, 64 bytes at a time: around each
- * symbol, and between a digit and a '-' and after it.  Then the rules for '.' and ',', in
- * order, since a match there consumes characters another would use: ([^0-9])([.,]) on the
- * text with its symbols padded, then ([.,])([^0-9]) on the result. */
-static enum llm_err tok_13a_ascii(struct llm_bleu_scratch *sc, struct seg *g, const char *s,
-				  size_t n)
-{
-	size_t nw = n / 64 + 1; /* one word more than the text needs: bit n is past the end */
-	enum llm_err e = grow((void **)&sc->bits, &sc->bitscap, 7 * nw, sizeof *sc->bits);
-	if (e)
-		return e;
-	uint64_t *ws = sc->bits, *sym = ws + nw, *digit = sym + nw, *dash = digit + nw,
-		 *dot = dash + nw, *cut = dot + nw, *m2 = cut + nw;
-	for (size_t w = 0; w < nw; w++) {
-		struct masks16 m = {0};
-		size_t base = 64 * w;
-		if (base + 64 <= n) {
-			for (int k = 0; k < 4; k++)
-				classify_13a(s + base + 16 * k, &m, 16 * k);
-		} else {
-			char pad[64];
-			memset(pad, ' ', sizeof pad); /* past the end: whitespace */
-			if (base < n)
-				memcpy(pad, s + base, n - base);
-			for (int k = 0; k < 4; k++)
-				classify_13a(pad + 16 * k, &m, 16 * k);
-		}
-		ws[w] = m.ws, sym[w] = m.sym, digit[w] = m.digit, dash[w] = m.dash;
-		dot[w] = m.dotcomma;
-	}
-	/* Cut after i: a symbol at i or i + 1; a digit at i and '-' at i + 1; '-' at i after a
-	 * digit. */
-	for (size_t w = 0; w < nw; w++) {
-		uint64_t next_sym = sym[w] >> 1 | (w + 1 < nw ? sym[w + 1] << 63 : 0);
-		uint64_t next_dash = dash[w] >> 1 | (w + 1 < nw ? dash[w + 1] << 63 : 0);
-		uint64_t prev_digit = digit[w] << 1 | (w ? digit[w - 1] >> 63 : 0);
-		cut[w] = sym[w] | next_sym | (digit[w] & next_dash) | (dash[w] & prev_digit);
-		m2[w] = 0;
-	}
-	/* ([^0-9])([.,]) -> "\1 \2 " on " s " with its symbols padded: the character before is
-	 * a space there when i is 0 or s[i - 1] a symbol; a '.' or ',' taken as \2 cannot be the
-	 * \1 of the next. */
-	for (size_t w = 0; w < nw; w++)
-		for (uint64_t d = dot[w]; d; d &= d - 1) {
-			size_t i = 64 * w + (size_t)__builtin_ctzll(d);
-			bool before_is_s = i > 0 && !bit_at(sym, i - 1);
-			if (before_is_s && (bit_at(digit, i - 1) || (bit_at(dot, i - 1) && bit_at(m2, i - 1))))
-				continue;
-			m2[w] |= 1ULL << (i % 64);
-			if (i > 0)
-				cut[(i - 1) / 64] |= 1ULL << ((i - 1) % 64);
-			cut[w] |= 1ULL << (i % 64);
-		}
-	/* ([.,])([^0-9]) -> " \1 \2" on that: the character after is a space when a cut
-	 * follows s[i] (at the end, the padding), else s[i + 1].  No match here takes a '.' or
-	 * ',' as its \2, which would keep it from being the next \1: of two side by side, the
-	 * pass above matched the second (or the first, and then put a space after it). */
-	for (size_t w = 0; w < nw; w++)
-		for (uint64_t d = dot[w]; d; d &= d - 1) {
-			size_t i = 64 * w + (size_t)__builtin_ctzll(d);
-			bool space_after = i + 1 >= n || bit_at(cut, i) || bit_at(ws, i + 1);
-			if (!space_after && bit_at(digit, i + 1))
-				continue;
-			if (i > 0)
-				cut[(i - 1) / 64] |= 1ULL << ((i - 1) % 64);
-			cut[w] |= 1ULL << (i % 64);
-		}
-	/* The tokens: runs of non-whitespace with no cut inside.  The starts of a block are
-	 * written first, then its ends complete them: a token ends in the block where it starts
-	 * or a later one. */
-	uint64_t *starts_of = m2; /* done with */
-	size_t count = 0;
-	for (size_t w = 0; w < nw; w++) {
-		uint64_t tok = ~ws[w];
-		uint64_t prev_tok = tok << 1 | (w ? ~ws[w - 1] >> 63 : 0);
-		uint64_t prev_cut = cut[w] << 1 | (w ? cut[w - 1] >> 63 : 0);
-		starts_of[w] = tok & (~prev_tok | prev_cut);
-		count += (size_t)__builtin_popcountll(starts_of[w]);
-	}
-	if ((e = grow((void **)&g->sp, &g->capsp, g->nsp + count, sizeof *g->sp)))
-		return e;
-	size_t ns = g->nsp, ne = g->nsp;
-	for (size_t w = 0; w < nw; w++) {
-		uint64_t tok = ~ws[w];
-		uint64_t next_tok = tok >> 1 | (w + 1 < nw ? ~ws[w + 1] << 63 : 0);
-		uint64_t starts = starts_of[w], ends = tok & (~next_tok | cut[w]);
-		for (; starts; starts &= starts - 1)
-			g->sp[ns++].p = s + 64 * w + (size_t)__builtin_ctzll(starts);
-		for (; ends; ends &= ends - 1, ne++)
-			g->sp[ne].len =
-			    (size_t)(s + 64 * w + (size_t)__builtin_ctzll(ends) + 1 - g->sp[ne].p);
-	}
-	g->nsp = ns;
-	return LLM_OK;
-}
-#endif
-
 /* mteval-v13a as sacreBLEU's Tokenizer13a: the language-independent replacements, then the
  * four substitutions of TokenizerRegexp on " line ", then split. */
 static enum llm_err tok_13a(struct llm_bleu_scratch *sc, struct seg *g, const char *s, size_t n)
 {
 	enum llm_err e = LLM_OK;
 #ifdef __SSE2__
-	if (!memchr(s, '\n', n) && !memchr(s, '<', n) && !memchr(s, '&', n) &&
-	    llm_ascii_prefix(s, n) == n)
-		return tok_13a_ascii(sc, g, s, n);
+	if (tok_13a_ascii(sc, g, s, n, &e))
+		return e;
 #endif
 	if (memchr(s, '\n', n) || memchr(s, '<', n) || memchr(s, '&', n)) {
 		struct llm_buf *bufs[2] = {&sc->a, &sc->b};
@@ -675,7 +676,7 @@ static enum llm_err tok_13a(struct llm_bleu_scratch *sc, struct seg *g, const ch
 	if ((e = pass_2(t, m, &sc->a)) || (e = pass_3(sc->a.data, sc->a.len, &sc->b)) ||
 	    (e = pass_4(sc->b.data, sc->b.len, &g->text)))
 		return e;
-	return split_py(g, g->text.data, g->text.len);
+	return split_py(sc, g, g->text.data, g->text.len);
 }
 
 /* --- intl ------------------------------------------------------------------------------------ */
@@ -857,7 +858,7 @@ static enum llm_err tokenize(struct llm_bleu_scratch *sc, enum llm_sacretok t, b
 		break;
 	case LLM_SACRETOK_NONE:
 	default:
-		e = split_py(g, s, n);
+		e = split_py(sc, g, s, n);
 		break;
 	}
 	if (e)

@@ -532,7 +532,7 @@ static enum llm_err tokenize_ascii(struct llm_rouge *r, const char *s, size_t n,
 			if (nn >= r->nl_cap &&
 			    grow((void **)&r->nl_at, &r->nl_cap, nn + 1, sizeof *r->nl_at))
 				return LLM_ERR_NOMEM;
-			/* A token ends at the byte after it: at the newline itself, it is before. */
+			/* A token ends at the byte after it: ending at the newline, it is before. */
 			uint64_t upto = ~0ULL >> (63 - __builtin_ctzll(nl));
 			r->nl_at[nn++] = (uint32_t)(ne + (size_t)__builtin_popcountll(ends & upto));
 		}
@@ -549,7 +549,8 @@ static enum llm_err tokenize_ascii(struct llm_rouge *r, const char *s, size_t n,
 	size_t begin = 0;
 	for (size_t k = 0; k < nn; k++) {
 		if (r->nl_at[k] > begin) {
-			if (grow((void **)&q->bounds, &q->bounds_cap, q->n_sent + 2, sizeof *q->bounds))
+			if (grow((void **)&q->bounds, &q->bounds_cap, q->n_sent + 2,
+				 sizeof *q->bounds))
 				return LLM_ERR_NOMEM;
 			q->bounds[q->n_sent++] = begin;
 		}
@@ -863,9 +864,9 @@ static enum llm_err score_lcs(struct llm_rouge *r, const struct seq *ref, const 
 	memset(v, 0xff, W * sizeof *v);
 	if (W == 1) {
 		/* A reference of up to 64 tokens, the usual one: lcs_step without a carry, and
-		 * without a branch, since a mask of zeros leaves x as it is.  A token that is not in
-		 * the reference may have a slot from an earlier text, inside the masks' capacity:
-		 * what is there is masked out. */
+		 * without a branch, since a mask of zeros leaves x as it is.  A token that is not
+		 * in the reference may have a slot from an earlier text, inside the masks'
+		 * capacity: what is there is masked out. */
 		uint64_t x = ~0ULL;
 		for (size_t j = 0; j < hyp->n; j++) {
 			const struct vword *w = &r->w[hyp->ids[j]];

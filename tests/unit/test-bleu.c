@@ -550,8 +550,9 @@ static void ascii_split_is_the_general_split(void **state)
 			for (size_t i = 0; i < n; i++) {
 				rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
 				/* mostly letters, so that tokens are long and short */
-				x[k][2 + i] = rng % 3 ? "abcdefgh"[rng % 8]
-						      : alphabet[(rng >> 8) % (sizeof alphabet - 1)];
+				x[k][2 + i] = rng % 3
+						  ? "abcdefgh"[rng % 8]
+						  : alphabet[(rng >> 8) % (sizeof alphabet - 1)];
 			}
 			lens[k] = n;
 		}
@@ -564,7 +565,8 @@ static void ascii_split_is_the_general_split(void **state)
 		if (!lens[1])
 			x[1][2] = 'q';
 		enum llm_err e1 = llm_bleu_stats(&o, x[0] + 2, lens[0], r, rl, 1, fast, NULL);
-		enum llm_err e2 = llm_bleu_stats(&o, x[0], lens[0] + 2, r_nbsp, rl_nbsp, 1, general, NULL);
+		enum llm_err e2 =
+		    llm_bleu_stats(&o, x[0], lens[0] + 2, r_nbsp, rl_nbsp, 1, general, NULL);
 		assert_int_equal(e1, e2);
 		if (e1 == LLM_OK && memcmp(fast, general, llm_bleu_n_stats(&o) * sizeof *fast))
 			fail_msg("iteration %d: the split differs on \"%.*s\" / \"%.*s\"", it,

@@ -591,7 +591,9 @@ static size_t make_ascii(char *s, size_t cap)
 		size_t len = k == 0 ? 17 + rnd(60) : 1 + rnd(9);
 		for (size_t i = 0; i < len && o < n; i++) {
 			int c = (int)rnd(3);
-			s[o++] = (char)(c == 0 ? 'A' + rnd(26) : c == 1 ? 'a' + rnd(26) : '0' + rnd(10));
+			s[o++] = (char)(c == 0	 ? 'A' + rnd(26)
+					: c == 1 ? 'a' + rnd(26)
+						 : '0' + rnd(10));
 		}
 		for (size_t i = 1 + rnd(3); i > 0 && o < n; i--)
 			s[o++] = punct[rnd(sizeof punct - 1)];
@@ -615,7 +617,8 @@ static void test_ascii_texts_tokenize_as_the_general_tokenizer_does(void **state
 			const char *refs[1] = {ref};
 			size_t lens[1] = {rn};
 			struct llm_diag d;
-			assert_int_equal(llm_rouge_score(r, hyp, hn, refs, lens, 1, fast, &d), LLM_OK);
+			assert_int_equal(llm_rouge_score(r, hyp, hn, refs, lens, 1, fast, &d),
+					 LLM_OK);
 			memcpy(hyp + hn, " \xc3\xa9", 3);
 			memcpy(ref + rn, "\xc3\xa9", 2);
 			lens[0] = rn + 2;
@@ -626,8 +629,8 @@ static void test_ascii_texts_tokenize_as_the_general_tokenizer_does(void **state
 					fail_msg("stem %d iteration %d type %d: %.17g %.17g %.17g, "
 						 "general tokenizer %.17g %.17g %.17g",
 						 stem, iter, t, fast[t].precision, fast[t].recall,
-						 fast[t].fmeasure, slow[t].precision, slow[t].recall,
-						 slow[t].fmeasure);
+						 fast[t].fmeasure, slow[t].precision,
+						 slow[t].recall, slow[t].fmeasure);
 		}
 		llm_rouge_free(r);
 	}
