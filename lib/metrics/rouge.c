@@ -498,63 +498,72 @@ static inline enum llm_err emit_ascii(struct llm_rouge *r, struct seq *q, const 
 }
 
 /* tokenize_default for a text of ASCII bytes only (and shorter than 4 GiB), with the same
- * tokens and sentences.  First the bounds of every token and, for each newline, how many
- * tokens end before it, from the bit masks; then the lookups, in a loop of their own whose
- * iterations do not wait on one another. */
+ * tokens and sentences, a chunk of ASCII_CHUNK bytes at a time (so that what it keeps of a text
+ * stays small however long the text): first the bounds of the chunk's tokens and, for each
+ * newline, how many tokens end before it, from the bit masks; then the lookups, in a loop of
+ * their own whose iterations do not wait on one another; then the sentences. */
+#define ASCII_CHUNK 16384 /* a multiple of 64 */
 static enum llm_err tokenize_ascii(struct llm_rouge *r, const char *s, size_t n, struct seq *q)
 {
-	size_t most = n / 2 + 1; /* tokens: each but the last is followed by a separator */
+	size_t most = (n < ASCII_CHUNK ? n : ASCII_CHUNK) / 2 + 2; /* a chunk's tokens, + 1 open */
 	enum llm_err e = llm_buf_reserve(&r->word, n + 16);
 	if (e != LLM_OK)
 		return e;
-	if (grow((void **)&q->ids, &q->cap, most, sizeof *q->ids) ||
-	    grow((void **)&r->bounds, &r->bounds_cap, 2 * most, sizeof *r->bounds))
+	if (grow((void **)&q->ids, &q->cap, n / 2 + 1, sizeof *q->ids) ||
+	    grow((void **)&r->bounds, &r->bounds_cap, 2 * most, sizeof *r->bounds) ||
+	    grow((void **)&r->nl_at, &r->nl_cap, ASCII_CHUNK, sizeof *r->nl_at))
 		return LLM_ERR_NOMEM;
 	uint32_t *tb = r->bounds, *te = r->bounds + most; /* starts, ends */
-	size_t nb = 0, ne = 0, nn = 0;
+	size_t nb = 0, ne = 0, begin = 0;
 	uint64_t carry = 0; /* the last byte of the block before was in a token */
-	for (size_t base = 0; base < n; base += 64) {
-		uint64_t alnum = 0, nl = 0;
-		if (base + 64 <= n) {
-			for (int k = 0; k < 4; k++)
-				classify16(s + base + 16 * k, &alnum, &nl, 16 * k);
-		} else {
-			char pad[64] = {0}; /* NUL: neither a letter nor a newline */
-			memcpy(pad, s + base, n - base);
-			for (int k = 0; k < 4; k++)
-				classify16(pad + 16 * k, &alnum, &nl, 16 * k);
+	for (size_t chunk = 0; chunk < n; chunk += ASCII_CHUNK) {
+		size_t nn = 0, end = n - chunk < ASCII_CHUNK ? n : chunk + ASCII_CHUNK;
+		for (size_t base = chunk; base < end; base += 64) {
+			uint64_t alnum = 0, nl = 0;
+			if (base + 64 <= n) {
+				for (int k = 0; k < 4; k++)
+					classify16(s + base + 16 * k, &alnum, &nl, 16 * k);
+			} else {
+				char pad[64] = {0}; /* NUL: neither a letter nor a newline */
+				memcpy(pad, s + base, n - base);
+				for (int k = 0; k < 4; k++)
+					classify16(pad + 16 * k, &alnum, &nl, 16 * k);
+			}
+			uint64_t before = alnum << 1 | carry;
+			uint64_t starts = alnum & ~before, ends = ~alnum & before;
+			for (; starts; starts &= starts - 1)
+				tb[nb++] = (uint32_t)(base + (size_t)__builtin_ctzll(starts));
+			for (; nl; nl &= nl - 1) {
+				/* A token ends at the byte after it: ending at the newline, it is
+				 * before. */
+				uint64_t upto = ~0ULL >> (63 - __builtin_ctzll(nl));
+				r->nl_at[nn++] =
+				    (uint32_t)(q->n + ne +
+					       (size_t)__builtin_popcountll(ends & upto));
+			}
+			for (; ends; ends &= ends - 1)
+				te[ne++] = (uint32_t)(base + (size_t)__builtin_ctzll(ends));
+			carry = alnum >> 63;
 		}
-		uint64_t before = alnum << 1 | carry;
-		uint64_t starts = alnum & ~before, ends = ~alnum & before;
-		for (; starts; starts &= starts - 1)
-			tb[nb++] = (uint32_t)(base + (size_t)__builtin_ctzll(starts));
-		for (; nl; nl &= nl - 1) {
-			if (nn >= r->nl_cap &&
-			    grow((void **)&r->nl_at, &r->nl_cap, nn + 1, sizeof *r->nl_at))
-				return LLM_ERR_NOMEM;
-			/* A token ends at the byte after it: ending at the newline, it is before. */
-			uint64_t upto = ~0ULL >> (63 - __builtin_ctzll(nl));
-			r->nl_at[nn++] = (uint32_t)(ne + (size_t)__builtin_popcountll(ends & upto));
+		if (carry && end == n)
+			te[ne++] = (uint32_t)n;
+		for (size_t t = 0; t < ne; t++)
+			if ((e = emit_ascii(r, q, s, n, tb[t], te[t])) != LLM_OK)
+				return e;
+		if (nb > ne) /* a token that goes on into the next chunk */
+			tb[0] = tb[ne];
+		nb -= ne;
+		ne = 0;
+		/* The sentences: seq_end_sentence at each newline, with the token count it saw. */
+		for (size_t k = 0; k < nn; k++) {
+			if (r->nl_at[k] > begin) {
+				if (grow((void **)&q->bounds, &q->bounds_cap, q->n_sent + 2,
+					 sizeof *q->bounds))
+					return LLM_ERR_NOMEM;
+				q->bounds[q->n_sent++] = begin;
+			}
+			begin = r->nl_at[k];
 		}
-		for (; ends; ends &= ends - 1)
-			te[ne++] = (uint32_t)(base + (size_t)__builtin_ctzll(ends));
-		carry = alnum >> 63;
-	}
-	if (carry)
-		te[ne++] = (uint32_t)n;
-	for (size_t t = 0; t < nb; t++)
-		if ((e = emit_ascii(r, q, s, n, tb[t], te[t])) != LLM_OK)
-			return e;
-	/* The sentences: seq_end_sentence at each newline, with the token count it saw. */
-	size_t begin = 0;
-	for (size_t k = 0; k < nn; k++) {
-		if (r->nl_at[k] > begin) {
-			if (grow((void **)&q->bounds, &q->bounds_cap, q->n_sent + 2,
-				 sizeof *q->bounds))
-				return LLM_ERR_NOMEM;
-			q->bounds[q->n_sent++] = begin;
-		}
-		begin = r->nl_at[k];
 	}
 	return seq_finish(q, &begin);
 }

@@ -610,9 +610,11 @@ static void test_ascii_texts_tokenize_as_the_general_tokenizer_does(void **state
 	for (int stem = 0; stem < 2; stem++) {
 		struct llm_rouge *r =
 		    scorer(stem, false, TYPES("rouge1", "rouge2", "rougeL", "rougeLsum"));
-		static char hyp[700], ref[700];
+		static char hyp[40100], ref[40100];
 		for (int iter = 0; iter < 4000; iter++) {
-			size_t hn = make_ascii(hyp, 600), rn = make_ascii(ref, 600);
+			/* now and then past the tokenizer's chunk of 16 KiB */
+			size_t cap = iter % 200 == 0 ? 40000 : 600;
+			size_t hn = make_ascii(hyp, cap), rn = make_ascii(ref, cap);
 			struct llm_rouge_prf fast[4], slow[4];
 			const char *refs[1] = {ref};
 			size_t lens[1] = {rn};
