@@ -186,17 +186,22 @@ static struct entry *add_entry(struct llm_mon_join *j, const char *id, size_t n,
 	return e;
 }
 
+/* A pending entry goes out of the table and on to the ready list. */
+static void make_ready(struct llm_mon_join *j, struct entry *e)
+{
+	list_remove(&j->pending, e);
+	unhash(j, e);
+	e->ready = true;
+	list_push(&j->ready, e);
+}
+
 /* Over max_pending: the oldest pending entries become ready, as they stand. */
 static void evict(struct llm_mon_join *j)
 {
 	while (j->o.max_pending && j->pending.n > j->o.max_pending) {
-		struct entry *e = j->pending.head;
-		list_remove(&j->pending, e);
-		unhash(j, e);
-		e->evicted = true;
-		e->ready = true;
+		j->pending.head->evicted = true;
 		j->c.evicted++;
-		list_push(&j->ready, e);
+		make_ready(j, j->pending.head);
 	}
 }
 
@@ -240,12 +245,8 @@ enum llm_err llm_mon_join_request(struct llm_mon_join *j, const char *id, size_t
 	e->len = len;
 	e->line = line;
 	/* Early feedback waited for this request: with emit_on_feedback it is due now. */
-	if (j->o.emit_on_feedback && e->nfb && !e->ready) {
-		list_remove(&j->pending, e);
-		unhash(j, e);
-		e->ready = true;
-		list_push(&j->ready, e);
-	}
+	if (j->o.emit_on_feedback && e->nfb && !e->ready)
+		make_ready(j, e);
 	evict(j);
 	return LLM_OK;
 }
@@ -289,12 +290,8 @@ enum llm_err llm_mon_join_feedback(struct llm_mon_join *j, const char *request_i
 		return LLM_ERR_NOMEM;
 	}
 	e->nfb++;
-	if (j->o.emit_on_feedback && e->text && !e->ready) {
-		list_remove(&j->pending, e);
-		unhash(j, e);
-		e->ready = true;
-		list_push(&j->ready, e);
-	}
+	if (j->o.emit_on_feedback && e->text && !e->ready)
+		make_ready(j, e);
 	evict(j);
 	return LLM_OK;
 }
